@@ -121,7 +121,9 @@ def wait_for_api(api_url: str, timeout_s: float, process: subprocess.Popen[bytes
         except (urllib.error.URLError, OSError) as exc:
             last_error = str(exc)
         time.sleep(0.05)
-    raise InfrastructureError(f"toxiproxy at {api_url} did not answer in {timeout_s:.0f}s: {last_error}")
+    raise InfrastructureError(
+        f"toxiproxy at {api_url} did not answer in {timeout_s:.0f}s: {last_error}"
+    )
 
 
 def _command(
@@ -170,15 +172,15 @@ def start_toxiproxy(
     cmd = _command(chosen, real_binary, host, port, config_file)
     log = open(log_file, "ab") if log_file is not None else subprocess.DEVNULL  # noqa: SIM115
     try:
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     except OSError as exc:
         raise InfrastructureError(f"could not start toxiproxy ({cmd[0]}): {exc}") from exc
     finally:
         if log_file is not None and not isinstance(log, int):
             log.close()
-    running = RunningToxiproxy(
-        kind=chosen, host=host, port=port, pid=process.pid, binary=cmd[0]
-    )
+    running = RunningToxiproxy(kind=chosen, host=host, port=port, pid=process.pid, binary=cmd[0])
     try:
         wait_for_api(running.api_url, STARTUP_TIMEOUT_S, process)
     except BaseException:

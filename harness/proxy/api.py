@@ -1,0 +1,330 @@
+"""Toxiproxy's HTTP API on aiohttp: the same routes, status codes and error bodies as v2.12.0.
+
+Request bodies are read the way the real server's Go decoder reads them: the first JSON value
+counts and anything after it is ignored; ``null`` leaves a field as it was; a value of the wrong
+type is a ``bad request body``. Error bodies are ``{"error": ..., "status": ...}`` plus a newline,
+sent as text/plain like Go's ``http.Error``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from harness.proxy.proxy import TOXIC_NOT_FOUND, ApiError, Proxy, ProxyCollection
+from harness.proxy.toxics import TOXIC_TYPES, ToxicConfig, ToxicInputError
+
+# The Toxiproxy API version this server implements; clients gate features on it.
+COMPATIBLE_VERSION = "2.12.0"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+COLLECTION: web.AppKey[ProxyCollection] = web.AppKey("collection", ProxyCollection)
+
+
+class BadBody(ApiError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"bad request body: {detail}", 400)
+
+
+def _go_json(value: Any) -> bytes:
+    # Go's encoding/json: compact, and <, > and & escaped.
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return text.encode()
+
+
+def json_response(value: Any, status: int = 200) -> web.Response:
+    return web.Response(body=_go_json(value), status=status, content_type="application/json")
+
+
+def error_response(error: ApiError) -> web.Response:
+    body = _go_json({"error": error.message, "status": error.status}) + b"\n"
+    response = web.Response(body=body, status=error.status)
+    response.headers["Content-Type"] = "text/plain; charset=utf-8"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def plain_error(text: str, status: int) -> web.Response:
+    response = web.Response(body=text.encode() + b"\n" if text else b"", status=status)
+    response.headers["Content-Type"] = "text/plain; charset=utf-8"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+async def read_json(request: web.Request) -> Any:
+    raw = await request.read()
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        raise BadBody("invalid UTF-8") from exc
+    text = text.lstrip()
+    if not text:
+        raise BadBody("EOF")
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text)
+    except json.JSONDecodeError as exc:
+        raise BadBody(f"invalid JSON: {exc.msg} at offset {exc.pos}") from exc
+    return value
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadBody(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _field(data: dict[str, Any], key: str, kind: type, current: Any) -> Any:
+    """A field of the wanted type, or ``current`` when absent or null (Go leaves it unchanged)."""
+    value = data.get(key)
+    if value is None:
+        return current
+    if kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise BadBody(f"field {key!r} must be a {kind.__name__}, got {json.dumps(value)}")
+    return float(value) if kind is float else value
+
+
+def _attributes(kind_name: str, data: Any, current: dict[str, int]) -> dict[str, int]:
+    attributes = dict(current)
+    given = _object(data, "attributes")
+    for key in TOXIC_TYPES[kind_name].attribute_names:
+        attributes[key] = _field(given, key, int, attributes.get(key, 0))
+    try:
+        TOXIC_TYPES[kind_name].validate(attributes)
+    except ToxicInputError as exc:
+        raise BadBody(str(exc)) from exc
+    return attributes
+
+
+# -- handlers ---------------------------------------------------------------------------------
+
+
+def _collection(request: web.Request) -> ProxyCollection:
+    return request.app[COLLECTION]
+
+
+async def proxy_index(request: web.Request) -> web.Response:
+    proxies = _collection(request).proxies
+    return json_response({name: proxy.to_json() for name, proxy in proxies.items()})
+
+
+async def proxy_create(request: web.Request) -> web.Response:
+    collection = _collection(request)
+    data = _object(await read_json(request), "proxy")
+    name = _field(data, "name", str, "")
+    listen = _field(data, "listen", str, "")
+    upstream = _field(data, "upstream", str, "")
+    enabled = _field(data, "enabled", bool, True)
+    if not name:
+        raise ApiError("missing required field: name", 400)
+    if not upstream:
+        raise ApiError("missing required field: upstream", 400)
+    async with collection.lock:
+        proxy = collection.new_proxy(name, listen, upstream)
+        await collection.add(proxy, start=enabled)
+    return json_response(proxy.to_json(), status=201)
+
+
+async def populate(request: web.Request) -> web.Response:
+    collection = _collection(request)
+    body = await read_json(request)
+    if not isinstance(body, list):
+        raise BadBody(f"expected a JSON array of proxies, got {type(body).__name__}")
+    entries = []
+    for index, item in enumerate(body, start=1):
+        data = _object(item, f"proxy {index}")
+        name = _field(data, "name", str, "")
+        listen = _field(data, "listen", str, "")
+        upstream = _field(data, "upstream", str, "")
+        enabled = _field(data, "enabled", bool, True)
+        if not name:
+            raise ApiError(f"missing required field: name at proxy {index}", 400)
+        if not upstream:
+            raise ApiError(f"missing required field: upstream at proxy {index}", 400)
+        entries.append((name, listen, upstream, enabled))
+    done: list[Proxy] = []
+    async with collection.lock:
+        for name, listen, upstream, enabled in entries:
+            try:
+                proxy = await collection.add_or_replace(
+                    collection.new_proxy(name, listen, upstream), start=enabled
+                )
+            except ApiError as error:
+                body_out: dict[str, Any] = {"error": error.message, "status": error.status}
+                body_out["proxies"] = [p.to_json() for p in done] or None
+                return json_response(body_out, status=error.status)
+            done.append(proxy)
+    # Like the real server, an empty list comes back as null.
+    return json_response({"proxies": [p.to_json() for p in done] or None}, status=201)
+
+
+async def proxy_show(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    return json_response(proxy.to_json())
+
+
+async def proxy_update(request: web.Request) -> web.Response:
+    collection = _collection(request)
+    proxy = collection.get(request.match_info["proxy"])
+    data = _object(await read_json(request), "proxy")
+    listen = _field(data, "listen", str, proxy.listen)
+    upstream = _field(data, "upstream", str, proxy.upstream)
+    enabled = _field(data, "enabled", bool, proxy.enabled)
+    async with collection.lock:
+        if proxy.differs(listen, upstream):
+            # A new address or upstream restarts the proxy and drops its connections.
+            proxy.stop()
+            proxy.listen = listen
+            proxy.upstream = upstream
+        if enabled != proxy.enabled:
+            if enabled:
+                await proxy.start()
+            else:
+                proxy.stop()
+    return json_response(proxy.to_json())
+
+
+async def proxy_delete(request: web.Request) -> web.Response:
+    collection = _collection(request)
+    async with collection.lock:
+        collection.remove(request.match_info["proxy"])
+    return web.Response(status=204)
+
+
+async def reset(request: web.Request) -> web.Response:
+    collection = _collection(request)
+    async with collection.lock:
+        for proxy in list(collection.proxies.values()):
+            await proxy.start()
+            proxy.remove_all_toxics()
+    return web.Response(status=204)
+
+
+async def toxic_index(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    return json_response([toxic.to_json() for toxic in proxy.toxic_list()])
+
+
+async def toxic_create(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    data = _object(await read_json(request), "toxic")
+    kind = _field(data, "type", str, "")
+    stream = _field(data, "stream", str, "downstream")
+    name = _field(data, "name", str, "")
+    toxicity = _field(data, "toxicity", float, 1.0)
+    attributes_data = data.get("attributes")
+    if attributes_data is not None and not isinstance(attributes_data, dict):
+        raise BadBody("attributes must be a JSON object")
+    if stream.lower() not in ("upstream", "downstream"):
+        raise ApiError("stream was invalid, can be either upstream or downstream", 400)
+    if not name:
+        name = f"{kind}_{stream}"
+    if kind not in TOXIC_TYPES:
+        raise ApiError("invalid toxic type", 400)
+    if name in proxy.toxics:
+        raise ApiError("toxic already exists", 409)
+    attributes = _attributes(kind, attributes_data, {})
+    config = ToxicConfig(name, kind, stream, toxicity, attributes)
+    proxy.add_toxic(config)
+    return json_response(config.to_json())
+
+
+async def toxic_show(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    toxic = proxy.toxics.get(request.match_info["toxic"])
+    if toxic is None:
+        raise TOXIC_NOT_FOUND
+    return json_response(toxic.to_json())
+
+
+async def toxic_update(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    current = proxy.toxics.get(request.match_info["toxic"])
+    if current is None:
+        raise TOXIC_NOT_FOUND
+    data = _object(await read_json(request), "toxic")
+    toxicity = _field(data, "toxicity", float, current.toxicity)
+    attributes = _attributes(current.type, data.get("attributes"), current.attributes)
+    config = ToxicConfig(current.name, current.type, current.stream, toxicity, attributes)
+    proxy.update_toxic(config)
+    return json_response(config.to_json())
+
+
+async def toxic_delete(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    proxy.remove_toxic(request.match_info["toxic"])
+    return web.Response(status=204)
+
+
+async def version(request: web.Request) -> web.Response:
+    body = f'{{"version": "{COMPATIBLE_VERSION}"}}\n'.encode()
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = "application/json;charset=utf-8"
+    return response
+
+
+# -- middleware and app -----------------------------------------------------------------------
+
+
+@web.middleware
+async def toxiproxy_conventions(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request ids, the browser block, Go-style 404/405 and error bodies; never a traceback."""
+    request_id = secrets.token_hex(10)
+    matched = request.match_info.http_exception is None
+    response: web.StreamResponse
+    if matched and request.headers.get("User-Agent", "").startswith("Mozilla/"):
+        # The real server refuses browsers so a web page cannot drive it (CSRF).
+        response = plain_error("User agent not allowed", 403)
+    else:
+        try:
+            response = await handler(request)
+        except ApiError as error:
+            response = error_response(error)
+        except web.HTTPMethodNotAllowed:
+            response = plain_error("", 405)
+        except web.HTTPNotFound:
+            response = plain_error("404 page not found", 404)
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # a bug here must answer 500, not kill the listener
+            response = error_response(ApiError(f"internal error: {exc}", 500))
+    response.headers["X-Toxiproxy-Request-Id"] = request_id
+    return response
+
+
+def build_app(collection: ProxyCollection) -> web.Application:
+    app = web.Application(middlewares=[toxiproxy_conventions], client_max_size=16 * 1024 * 1024)
+    app[COLLECTION] = collection
+    routes = [
+        ("POST", "/reset", reset),
+        ("GET", "/proxies", proxy_index),
+        ("POST", "/proxies", proxy_create),
+        ("POST", "/populate", populate),
+        ("GET", "/proxies/{proxy}", proxy_show),
+        ("POST", "/proxies/{proxy}", proxy_update),
+        ("PATCH", "/proxies/{proxy}", proxy_update),
+        ("DELETE", "/proxies/{proxy}", proxy_delete),
+        ("GET", "/proxies/{proxy}/toxics", toxic_index),
+        ("POST", "/proxies/{proxy}/toxics", toxic_create),
+        ("GET", "/proxies/{proxy}/toxics/{toxic}", toxic_show),
+        ("POST", "/proxies/{proxy}/toxics/{toxic}", toxic_update),
+        ("PATCH", "/proxies/{proxy}/toxics/{toxic}", toxic_update),
+        ("DELETE", "/proxies/{proxy}/toxics/{toxic}", toxic_delete),
+        ("GET", "/version", version),
+    ]
+    for method, path, handler in routes:
+        app.router.add_route(method, path, handler)
+    return app
