@@ -28,7 +28,9 @@ MAX_VALUE: Final = 3600.0
 
 _LOG_MIN: Final = math.log(MIN_VALUE)
 _INV_LOG_GAMMA: Final = 1.0 / math.log(GAMMA)
-TOP_INDEX: Final = 1 + math.floor((math.log(MAX_VALUE) - _LOG_MIN) * _INV_LOG_GAMMA)
+# One past the last regular bucket: values just under MAX_VALUE keep a bucket of their own
+# instead of sharing the overflow bucket, which stands for MAX_VALUE.
+TOP_INDEX: Final = 2 + math.floor((math.log(MAX_VALUE) - _LOG_MIN) * _INV_LOG_GAMMA)
 
 
 def bucket_index(value: float) -> int:
