@@ -7,16 +7,24 @@ Every option also reads an environment variable (``HARNESS_<COMMAND>_<OPTION>``,
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
+from rich.console import Console
 
 from harness import __version__
 from harness.errors import BadInputError, HarnessError
+from harness.stack.config import TOXIPROXY_KINDS, LocalStackConfig, ToxiproxyKind, parse_env_pairs
+from harness.stack.local import LocalStack
+from harness.stack.ports import StackPorts
+from harness.stack.render import info_table, status_table
+from harness.stack.state import DEFAULT_STATE_DIR
 
 # Exit codes as ARCHITECTURE.md fixes them.
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+EXIT_INFRASTRUCTURE = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -46,6 +54,188 @@ def proxy_serve(host: str, port: int, config_file: Path | None) -> None:
     from harness.proxy.server import serve_forever
 
     serve_forever(host=host, port=port, config_file=config_file)
+
+
+class _PortList(click.ParamType[tuple[int, ...]]):
+    """``18001,18002,18003``: one port per instance."""
+
+    name = "ports"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            ports = tuple(int(part) for part in str(value).split(",") if part.strip())
+        except ValueError:
+            self.fail(f"expected comma-separated port numbers, got {value!r}", param, ctx)
+        if not ports:
+            self.fail("expected at least one port", param, ctx)
+        return ports
+
+
+_PORT = click.IntRange(1, 65535)
+_DEFAULT_PORTS = StackPorts()
+
+_state_dir_option = click.option(
+    "--state-dir",
+    envvar="HARNESS_STATE_DIR",
+    show_envvar=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_STATE_DIR,
+    help="Where the stack keeps its state file, logs and database.",
+)
+
+
+@cli.command(context_settings={"show_default": True})
+@_state_dir_option
+@click.option(
+    "--entry-port",
+    type=_PORT,
+    default=_DEFAULT_PORTS.entry,
+    show_envvar=True,
+    help="Caddy, the stack's entry point.",
+)
+@click.option(
+    "--toxiproxy-port",
+    type=_PORT,
+    default=_DEFAULT_PORTS.toxiproxy_api,
+    show_envvar=True,
+    help="Toxiproxy's API.",
+)
+@click.option(
+    "--postgres-port",
+    type=_PORT,
+    default=_DEFAULT_PORTS.postgres,
+    show_envvar=True,
+    help="PostgreSQL itself.",
+)
+@click.option(
+    "--app-db-proxy-port",
+    type=_PORT,
+    default=_DEFAULT_PORTS.app_db_proxy,
+    show_envvar=True,
+    help="The Toxiproxy proxy the shop reaches PostgreSQL through.",
+)
+@click.option(
+    "--app-ports",
+    type=_PortList(),
+    default=",".join(map(str, _DEFAULT_PORTS.apps)),
+    show_envvar=True,
+    help="One port per shop instance; their number is the number of instances.",
+)
+@click.option(
+    "--lb-proxy-ports",
+    type=_PortList(),
+    default=",".join(map(str, _DEFAULT_PORTS.lb_proxies)),
+    show_envvar=True,
+    help="The Toxiproxy proxies Caddy reaches each instance through.",
+)
+@click.option(
+    "--caddy-admin-port",
+    type=click.IntRange(0, 65535),
+    default=_DEFAULT_PORTS.caddy_admin,
+    show_envvar=True,
+    help="Caddy's admin API on loopback; 0 turns it off.",
+)
+@click.option(
+    "--toxiproxy",
+    type=click.Choice(TOXIPROXY_KINDS),
+    default="auto",
+    show_envvar=True,
+    help="The real toxiproxy-server, the embedded one, or the real one when found.",
+)
+@click.option(
+    "--admin-token",
+    default="",
+    show_default="random",
+    show_envvar=True,
+    help="Bearer token of the shop's admin API.",
+)
+@click.option(
+    "--app-env",
+    multiple=True,
+    metavar="KEY=VALUE",
+    show_envvar=True,
+    help="Extra environment for the shop instances (repeatable), e.g. SHOP_DB_TIMEOUT_MS=500.",
+)
+def up(
+    state_dir: Path,
+    entry_port: int,
+    toxiproxy_port: int,
+    postgres_port: int,
+    app_db_proxy_port: int,
+    app_ports: tuple[int, ...],
+    lb_proxy_ports: tuple[int, ...],
+    caddy_admin_port: int,
+    toxiproxy: ToxiproxyKind,
+    admin_token: str,
+    app_env: tuple[str, ...],
+) -> None:
+    """Start the local stack (Caddy, Toxiproxy, the shop, PostgreSQL) in the background.
+
+    If a healthy stack is already up in the state directory, it is left as is; a stale one (a
+    process dead, paused or unhealthy) is stopped and replaced. The database is kept across
+    down and up, so only the first up initialises it.
+    """
+    ports = StackPorts(
+        entry=entry_port,
+        toxiproxy_api=toxiproxy_port,
+        postgres=postgres_port,
+        app_db_proxy=app_db_proxy_port,
+        apps=app_ports,
+        lb_proxies=lb_proxy_ports,
+        caddy_admin=caddy_admin_port,
+    )
+    config = LocalStackConfig(
+        ports=ports,
+        toxiproxy=toxiproxy,
+        admin_token=admin_token,
+        app_env=parse_env_pairs(app_env),
+    )
+    stack = LocalStack(state_dir, config)
+    started = time.monotonic()
+    info = stack.up()
+    elapsed = time.monotonic() - started
+    console = _console()
+    if stack.reused:
+        console.print(f"stack already up in {stack.state_dir}, healthy: left as is")
+    else:
+        console.print(f"stack up in {elapsed:.1f}s (state in {stack.state_dir})")
+    console.print(info_table(info))
+
+
+@cli.command(context_settings={"show_default": True})
+@_state_dir_option
+@click.option(
+    "--purge",
+    is_flag=True,
+    show_envvar=True,
+    help="Also delete the PostgreSQL data (the next up starts cold).",
+)
+def down(state_dir: Path, purge: bool) -> None:
+    """Stop every process of the local stack. Safe to repeat."""
+    stack = LocalStack(state_dir)
+    stack.down(purge=purge)
+    click.echo(f"stack in {stack.state_dir} is down")
+
+
+@cli.command(context_settings={"show_default": True})
+@_state_dir_option
+def status(state_dir: Path) -> int:
+    """Show each process of the local stack. Exit 0 when all are alive and healthy, else 3."""
+    snapshot = LocalStack(state_dir).status()
+    if not snapshot.exists:
+        click.echo(f"no stack is up in {snapshot.location}")
+        return EXIT_INFRASTRUCTURE
+    _console().print(status_table(snapshot))
+    return EXIT_OK if snapshot.healthy else EXIT_INFRASTRUCTURE
+
+
+def _console() -> Console:
+    # Piped output (CI logs, tests) gets room for whole URLs instead of Rich's 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,473 @@
+"""The local stack: the sample shop as processes on 127.0.0.1, no Docker.
+
+::
+
+    client ─► Caddy ─┬─► toxiproxy lb-app-1 ─► app-1 ─┐
+                     ├─► toxiproxy lb-app-2 ─► app-2 ─┼─► toxiproxy app-db ─► PostgreSQL
+                     └─► toxiproxy lb-app-3 ─► app-3 ─┘
+
+``up`` starts the pieces in dependency order, each detached (its own session, its log in the
+state directory) so the stack outlives the command. Before each piece starts, its teardown is
+registered, and each process is written to the state file as soon as it has a PID: a failure, an
+interrupt or a SIGTERM stops what was started, and even a SIGKILLed harness leaves a record the
+next ``up`` or ``down`` cleans up.
+
+``up`` on a state directory whose stack is alive and healthy changes nothing and returns its info
+(``reused`` is then True); a stack that is partly dead, paused or unhealthy is stale: it is torn
+down and a new one started. The PostgreSQL data directory survives ``down``, so only the first
+``up`` pays for ``initdb``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from functools import partial
+from pathlib import Path
+from types import FrameType
+
+from harness.errors import BadInputError, InfrastructureError, StackError
+from harness.proxy.launcher import start_toxiproxy
+from harness.stack import postgres, processes
+from harness.stack.base import Endpoint, ProcessState, StackInfo, StackStatus
+from harness.stack.caddy import caddy_binary, caddy_config
+from harness.stack.config import LocalStackConfig
+from harness.stack.health import stack_status
+from harness.stack.ports import check_ports_free
+from harness.stack.processes import ProcessRecord, log_tail
+from harness.stack.readiness import http_get_json, http_ok, http_post_json, wait_ready
+from harness.stack.state import DEFAULT_STATE_DIR, StackState, StateDir
+from harness.stack.topology import (
+    APP,
+    DATABASE,
+    DB_NAME,
+    DB_PASSWORD,
+    DB_USER,
+    ENTRY,
+    TOXIPROXY,
+    database_url,
+    proxies,
+    stack_info,
+    toxiproxy_config,
+)
+
+READY_TIMEOUT_S = 30.0
+MIGRATE_TIMEOUT_S = 60.0
+TOXIPROXY_LOG_LEVEL = "warn"
+# Set in the environment of every process a stack starts, to its state directory: the way to
+# find one whose PID never reached the state file.
+STACK_MARK = "HARNESS_STACK_DIR"
+
+
+class LocalStack:
+    """The local-process stack recorded in ``state_dir``. ``config`` only matters to ``up``;
+    every other method works from the state file, so any process can drive a stack that another
+    process brought up."""
+
+    def __init__(
+        self, state_dir: Path | str = DEFAULT_STATE_DIR, config: LocalStackConfig | None = None
+    ) -> None:
+        # Absolute, because the records (log paths) are read from other working directories.
+        self._dir = StateDir(Path(state_dir).absolute())
+        self._wanted = config or LocalStackConfig()
+        self.reused = False
+
+    @property
+    def state_dir(self) -> Path:
+        return self._dir.root
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def up(self) -> StackInfo:
+        with self._dir.locked():
+            existing = self._dir.load()
+            if existing is not None:
+                if stack_status(self._dir.root, existing.processes).healthy:
+                    if not self._wanted.satisfied_by(existing.config):
+                        raise StackError(
+                            f"a stack with other settings is already up in {self._dir.root}; "
+                            "run `harness down` first to change them"
+                        )
+                    self.reused = True
+                    return stack_info(existing.config)
+                self._teardown(existing)
+            self._stop_unrecorded()
+            config = self._wanted.with_token()
+            check_ports_free(config.ports)
+            with _sigterm_interrupts(), self._marking_children():
+                self._start(config)
+            self.reused = False
+            return stack_info(config)
+
+    def down(self, *, purge: bool = False) -> None:
+        """Stop every process of the stack (idempotent); ``purge`` also deletes the database."""
+        with self._dir.locked():
+            state = self._dir.load()
+            if state is not None:
+                self._teardown(state)
+            self._stop_unrecorded()
+            if purge:
+                shutil.rmtree(self._dir.pgdata, ignore_errors=True)
+
+    def info(self) -> StackInfo:
+        return stack_info(self._load().config)
+
+    def status(self) -> StackStatus:
+        state = self._dir.load()
+        if state is None:
+            return StackStatus(location=self._dir.root, processes=())
+        return stack_status(self._dir.root, state.processes)
+
+    # --- instance primitives -------------------------------------------------------------------
+
+    def kill(self, instance: str) -> None:
+        record = self._instance_record(instance)
+        processes.send(record, signal.SIGKILL)
+        # Return only once it is gone (and reaped, if it was our child): callers time from here.
+        processes.wait_gone([record], processes.STOP_GRACE_S)
+
+    def pause(self, instance: str) -> None:
+        record = self._instance_record(instance)
+        if not processes.send(record, signal.SIGSTOP):
+            raise StackError(f"cannot pause {instance}: it is not running")
+        _wait_state(record, ProcessState.PAUSED)
+
+    def resume(self, instance: str) -> None:
+        record = self._instance_record(instance)
+        if not processes.send(record, signal.SIGCONT):
+            raise StackError(f"cannot resume {instance}: it is not running")
+        _wait_state(record, ProcessState.ALIVE)
+
+    def restart(self, instance: str) -> None:
+        with self._dir.locked():
+            state = self._load()
+            record = _instance_of(state, instance)
+            processes.stop([record])
+            _truncate(record.log)
+            with self._marking_children():
+                fresh = processes.spawn(
+                    record.name,
+                    record.role,
+                    record.argv,
+                    endpoint=record.endpoint,
+                    log=record.log,
+                    env=record.env,
+                )
+            self._dir.save(state.with_process(fresh))
+        # Alive is enough: whether it is *ready* depends on the database link, which a fault
+        # may be cutting on purpose; the load balancer's health checks decide about traffic.
+        _wait_http(fresh, "/healthz")
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _load(self) -> StackState:
+        state = self._dir.load()
+        if state is None:
+            raise StackError(f"no stack is up in {self._dir.root}; run `harness up` first")
+        return state
+
+    def _instance_record(self, instance: str) -> ProcessRecord:
+        return _instance_of(self._load(), instance)
+
+    def _start(self, config: LocalStackConfig) -> None:
+        ports, host = config.ports, config.ports.host
+        self._dir.logs.mkdir(parents=True, exist_ok=True)
+        state = StackState(config=config)
+        self._dir.save(state)
+
+        def record(rec: ProcessRecord) -> None:
+            nonlocal state
+            state = state.with_process(rec)
+            self._dir.save(state)
+
+        def stop_named(name: str) -> None:
+            rec = state.process(name)
+            if rec is not None:
+                processes.stop([rec])
+
+        with ExitStack() as undo:
+            # Registered first, so it runs last: a failed start leaves no state behind.
+            undo.callback(self._dir.clear)
+
+            # LIFO: the recorded server is stopped first; then any server on our data
+            # directory that escaped the record (interrupted between its start and the record).
+            undo.callback(self._stop_unrecorded)
+            undo.callback(stop_named, "postgres")
+            record(self._start_postgres(Endpoint(host, ports.postgres)))
+
+            undo.callback(stop_named, "toxiproxy")
+            toxiproxy = self._start_toxiproxy(config)
+            record(toxiproxy)
+            self._check_proxies(config, toxiproxy)
+
+            app_db = Endpoint(host, ports.app_db_proxy)
+            app_env = self._app_env(config, app_db)
+            self._migrate(app_env)
+
+            apps = []
+            for name, port in zip(config.instance_names, ports.apps, strict=True):
+                undo.callback(stop_named, name)
+                apps.append(self._spawn_app(name, Endpoint(host, port), app_env))
+                record(apps[-1])
+            for app in apps:
+                _wait_http(app, "/healthz")
+            self._leave_maintenance(apps[0], config.admin_token)
+            for app in apps:
+                _wait_http(app, "/readyz")
+
+            undo.callback(stop_named, "caddy")
+            caddy = self._spawn_caddy(config)
+            record(caddy)
+            # Through Caddy and a proxy to an instance: the shop is served end to end.
+            _wait_http(caddy, "/readyz")
+            undo.pop_all()
+
+    def _start_postgres(self, endpoint: Endpoint) -> ProcessRecord:
+        log = self._dir.log("postgres")
+        _truncate(log)
+        postgres.init_cluster(
+            self._dir.pgdata, user=DB_USER, password=DB_PASSWORD, database=DB_NAME
+        )
+        process = postgres.start_postgres(
+            self._dir.pgdata, host=endpoint.host, port=endpoint.port, log_file=log
+        )
+        return processes.adopt(
+            process, "postgres", DATABASE, endpoint=endpoint, log=log, stop_signal=signal.SIGINT
+        )
+
+    def _start_toxiproxy(self, config: LocalStackConfig) -> ProcessRecord:
+        log = self._dir.log("toxiproxy")
+        _truncate(log)
+        self._dir.toxiproxy_config.write_text(json.dumps(toxiproxy_config(config), indent=2))
+        endpoint = Endpoint(config.ports.host, config.ports.toxiproxy_api)
+        try:
+            # The real server logs every connection at trace level by default: the health
+            # checks alone would grow its log by megabytes an hour. The launcher passes our
+            # environment on, and takes no other, so set it here (a user's LOG_LEVEL wins).
+            with _environ("LOG_LEVEL", TOXIPROXY_LOG_LEVEL, keep_existing=True):
+                _, process = start_toxiproxy(
+                    kind=config.toxiproxy,
+                    host=endpoint.host,
+                    port=endpoint.port,
+                    config_file=self._dir.toxiproxy_config,
+                    log_file=log,
+                )
+        except InfrastructureError as exc:
+            raise StackError(f"toxiproxy: {exc}; last lines of {log}:\n{log_tail(log)}") from exc
+        return processes.adopt(process, "toxiproxy", TOXIPROXY, endpoint=endpoint, log=log)
+
+    def _check_proxies(self, config: LocalStackConfig, toxiproxy: ProcessRecord) -> None:
+        """-config creates the proxies before the API answers, but one whose port was taken
+        meanwhile is only logged, and the rest of the file skipped: all of them must exist."""
+        names = {p.name for p in proxies(config)}
+        listed = http_get_json(toxiproxy.endpoint.url("/proxies"), timeout_s=5.0)
+        found = listed.keys() if isinstance(listed, dict) else set()
+        if not names <= found:
+            raise StackError(
+                f"toxiproxy: proxies {', '.join(sorted(names - found))} were not created; "
+                f"last lines of {toxiproxy.log}:\n{log_tail(toxiproxy.log)}"
+            )
+
+    def _app_env(self, config: LocalStackConfig, app_db: Endpoint) -> dict[str, str]:
+        return {
+            **dict(config.app_env),
+            # The shop reaches its database through Toxiproxy, so the app-db link can be hurt.
+            "SHOP_DATABASE_URL": database_url(app_db),
+            "SHOP_ADMIN_TOKEN": config.admin_token,
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def _migrate(self, app_env: dict[str, str]) -> None:
+        """Schema and seed data, once per ``up`` (the command is idempotent). A plain child of
+        ours, not detached: it must end before anything else starts, and with us if we stop."""
+        log = self._dir.log("migrate")
+        with open(log, "wb") as out:
+            try:
+                result = subprocess.run(
+                    [sys.executable, "-m", "shopapp", "migrate"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, **app_env},
+                    timeout=MIGRATE_TIMEOUT_S,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise StackError(
+                    f"shop migrate did not finish in {MIGRATE_TIMEOUT_S:.0f}s; "
+                    f"last lines of {log}:\n{log_tail(log)}"
+                ) from exc
+        if result.returncode != 0:
+            raise StackError(
+                f"shop migrate failed with exit code {result.returncode}; "
+                f"last lines of {log}:\n{log_tail(log)}"
+            )
+
+    def _spawn_app(self, name: str, endpoint: Endpoint, app_env: dict[str, str]) -> ProcessRecord:
+        log = self._dir.log(name)
+        _truncate(log)
+        argv = [
+            sys.executable,
+            "-m",
+            "shopapp",
+            "serve",
+            "--host",
+            endpoint.host,
+            "--port",
+            str(endpoint.port),
+        ]
+        return processes.spawn(
+            name, APP, argv, endpoint=endpoint, log=log, env={**app_env, "SHOP_INSTANCE": name}
+        )
+
+    def _leave_maintenance(self, app: ProcessRecord, token: str) -> None:
+        """A new stack starts out of maintenance, whatever the last run left in the database."""
+        status = http_post_json(
+            app.endpoint.url("/admin/maintenance"), {"enabled": False}, token=token, timeout_s=5.0
+        )
+        if status != 200:
+            raise StackError(
+                f"{app.name}: turning maintenance off answered {status or 'nothing'}; "
+                f"last lines of {app.log}:\n{log_tail(app.log)}"
+            )
+
+    def _spawn_caddy(self, config: LocalStackConfig) -> ProcessRecord:
+        ports, host = config.ports, config.ports.host
+        self._dir.caddy.mkdir(parents=True, exist_ok=True)
+        config_file = self._dir.caddy / "caddy.json"
+        entry = Endpoint(host, ports.entry)
+        document = caddy_config(
+            entry=entry,
+            upstreams=[Endpoint(host, port) for port in ports.lb_proxies],
+            admin=Endpoint(host, ports.caddy_admin) if ports.caddy_admin else None,
+            storage_dir=self._dir.caddy / "data",
+        )
+        config_file.write_text(json.dumps(document, indent=2))
+        log = self._dir.log("caddy")
+        _truncate(log)
+        caddy_home = str(self._dir.caddy)
+        return processes.spawn(
+            "caddy",
+            ENTRY,
+            [str(caddy_binary()), "run", "--config", str(config_file)],
+            endpoint=entry,
+            log=log,
+            # Keep Caddy's autosave and data out of the user's home directory.
+            env={"XDG_CONFIG_HOME": caddy_home, "XDG_DATA_HOME": caddy_home},
+        )
+
+    def _teardown(self, state: StackState) -> None:
+        """Stop the state's processes, the last started first, each layer together. A process
+        that survives even SIGKILL does not stop the rest; the state is then kept, so the next
+        ``down`` tries again."""
+        failures = []
+        for layer in _layers(state.processes):
+            try:
+                processes.stop(layer)
+            except StackError as exc:
+                failures.append(str(exc))
+        if failures:
+            raise StackError("; ".join(failures))
+        self._dir.clear()
+
+    def _marking_children(self) -> contextlib.AbstractContextManager[None]:
+        """Every process started in the block carries this stack's mark. Through our own
+        environment, because the PostgreSQL and Toxiproxy helpers pass theirs on, and take none."""
+        return _environ(STACK_MARK, str(self._dir.root), keep_existing=False)
+
+    def _stop_unrecorded(self) -> None:
+        """Stop what this stack started but never recorded: a harness killed between a start
+        and the state write leaves such a process, which would hold its port forever. Only
+        called when the state names no live process (before a start, after a teardown)."""
+        processes.stop(processes.strays(STACK_MARK, str(self._dir.root), known=()))
+        # Started by an older harness, or by hand: a server on our data directory blocks ours.
+        pid = postgres.running_pid(self._dir.pgdata)
+        if pid is not None:
+            postgres.stop_postgres(pid)
+
+
+def _instance_of(state: StackState, instance: str) -> ProcessRecord:
+    record = state.process(instance)
+    if record is None or record.role != APP:
+        known = ", ".join(p.name for p in state.processes if p.role == APP)
+        raise BadInputError(f"unknown instance {instance!r}; the stack has {known}")
+    return record
+
+
+def _layers(records: Sequence[ProcessRecord]) -> Iterator[list[ProcessRecord]]:
+    """Records in reverse start order, consecutive ones of the same role together."""
+    layer: list[ProcessRecord] = []
+    for record in reversed(records):
+        if layer and layer[-1].role != record.role:
+            yield layer
+            layer = []
+        layer.append(record)
+    if layer:
+        yield layer
+
+
+def _wait_http(record: ProcessRecord, path: str) -> None:
+    wait_ready(
+        record,
+        partial(http_ok, record.endpoint.url(path)),
+        what=f"GET {path}",
+        timeout_s=READY_TIMEOUT_S,
+    )
+
+
+def _wait_state(record: ProcessRecord, wanted: ProcessState, timeout_s: float = 2.0) -> None:
+    """Signals are asynchronous: wait until the kernel shows the process in ``wanted`` state."""
+    deadline = time.monotonic() + timeout_s
+    while (current := processes.state_of(record)) is not wanted:
+        if current is ProcessState.DEAD or time.monotonic() >= deadline:
+            raise StackError(f"{record.name} is {current.value}, expected {wanted.value}")
+        time.sleep(0.01)
+
+
+def _truncate(log: Path) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_bytes(b"")
+
+
+@contextlib.contextmanager
+def _environ(name: str, value: str, *, keep_existing: bool) -> Iterator[None]:
+    """``os.environ[name] = value`` for the block (not if already set and ``keep_existing``)."""
+    previous = os.environ.get(name)
+    if previous is not None and keep_existing:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt while starting, so a terminated ``up`` unwinds its
+    teardown like an interrupted one. Only the main thread can install a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,99 @@
+"""The ports of the local stack: defaults, validation, and the is-anything-in-the-way check.
+
+All of them are checked before the first process starts, so a taken port costs nothing to tear
+down and the error can name the port and the piece that wanted it.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+
+from harness.errors import BadInputError, StackError
+from harness.proxy.launcher import port_is_free
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    """Every TCP port the local stack binds. ``caddy_admin`` 0 turns Caddy's admin API off."""
+
+    entry: int = 8080
+    toxiproxy_api: int = 8474
+    postgres: int = 15432
+    app_db_proxy: int = 15433
+    apps: tuple[int, ...] = (18001, 18002, 18003)
+    lb_proxies: tuple[int, ...] = (18101, 18102, 18103)
+    caddy_admin: int = 2019
+    host: str = field(default=HOST)
+
+    def __post_init__(self) -> None:
+        if not self.apps:
+            raise BadInputError("app ports: at least one instance is needed")
+        if len(self.apps) != len(self.lb_proxies):
+            raise BadInputError(
+                f"app ports ({len(self.apps)}) and lb proxy ports ({len(self.lb_proxies)}) "
+                "must be as many: each instance has its own proxy"
+            )
+        seen: dict[int, str] = {}
+        for port, wanted_by in self.wanted():
+            if not 1 <= port <= 65535:
+                raise BadInputError(f"port {port} ({wanted_by}): must be in 1..65535")
+            if port in seen:
+                raise BadInputError(f"port {port} is given to both {seen[port]} and {wanted_by}")
+            seen[port] = wanted_by
+
+    @classmethod
+    def free(cls, instances: int = 3, host: str = HOST) -> StackPorts:
+        """Ports free right now, Caddy's admin API off: a stack that will not clash with a
+        developer's own (tests, CI jobs side by side)."""
+        p = free_ports(4 + 2 * instances, host)
+        return cls(
+            entry=p[0],
+            toxiproxy_api=p[1],
+            postgres=p[2],
+            app_db_proxy=p[3],
+            apps=tuple(p[4 : 4 + instances]),
+            lb_proxies=tuple(p[4 + instances :]),
+            caddy_admin=0,
+            host=host,
+        )
+
+    def wanted(self) -> list[tuple[int, str]]:
+        """Each port with the piece that binds it, in start order."""
+        wanted = [
+            (self.postgres, "postgres"),
+            (self.toxiproxy_api, "toxiproxy API"),
+            (self.app_db_proxy, "toxiproxy proxy app-db"),
+        ]
+        for index, port in enumerate(self.lb_proxies, start=1):
+            wanted.append((port, f"toxiproxy proxy lb-app-{index}"))
+        for index, port in enumerate(self.apps, start=1):
+            wanted.append((port, f"shop instance app-{index}"))
+        wanted.append((self.entry, "caddy entry"))
+        if self.caddy_admin:
+            wanted.append((self.caddy_admin, "caddy admin API"))
+        return wanted
+
+
+def free_ports(count: int, host: str = HOST) -> list[int]:
+    """``count`` different ports that were free a moment ago (all held open while choosing)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def check_ports_free(ports: StackPorts) -> None:
+    """Raise ``StackError`` naming the first port something else already listens on."""
+    for port, wanted_by in ports.wanted():
+        if not port_is_free(ports.host, port):
+            raise StackError(
+                f"port {ports.host}:{port} is already in use; {wanted_by} needs it "
+                "(choose another with the matching --*-port option)"
+            )

@@ -1,0 +1,233 @@
+"""Detached processes, identified by PID *and* start time so a reused PID is never signalled.
+
+The stack's processes must outlive the ``harness up`` that started them and be controlled later
+from other processes, so the only handle on one is a ``ProcessRecord`` (kept in the state file),
+never a ``Popen``. Each process leads its own session (``start_new_session``), so its process
+group is its PID: signals go to the whole group, which reaches any worker it forked too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from harness.errors import StackError
+from harness.stack.base import Endpoint, ProcessState
+
+# psutil derives a start time from clock ticks since boot (10 ms here), so two reads of one
+# process agree within a tick; a PID reused by a process started within 50 ms of the first one
+# is not a case worth a stricter check.
+_CREATE_TIME_TOLERANCE_S = 0.05
+STOP_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """What is needed to find, signal and (if ``argv`` is set) start again one process."""
+
+    name: str
+    role: str
+    pid: int
+    create_time: float
+    endpoint: Endpoint
+    log: Path
+    argv: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    # PostgreSQL treats SIGTERM as "wait for every client to leave"; it wants SIGINT.
+    stop_signal: int = signal.SIGTERM
+
+
+def spawn(
+    name: str,
+    role: str,
+    argv: Sequence[str],
+    *,
+    endpoint: Endpoint,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    stop_signal: int = signal.SIGTERM,
+) -> ProcessRecord:
+    """Start ``argv`` detached, output appended to ``log``; return its record at once."""
+    full_env = {**os.environ, **(env or {})}
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        try:
+            process = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise StackError(f"{name}: could not start {argv[0]}: {exc}") from exc
+    return adopt(
+        process,
+        name,
+        role,
+        endpoint=endpoint,
+        log=log,
+        argv=argv,
+        env=env or {},
+        stop_signal=stop_signal,
+    )
+
+
+def adopt(
+    process: subprocess.Popen[bytes],
+    name: str,
+    role: str,
+    *,
+    endpoint: Endpoint,
+    log: Path,
+    argv: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    stop_signal: int = signal.SIGTERM,
+) -> ProcessRecord:
+    """Turn a ``Popen`` some helper started into a record, and let go of the ``Popen``.
+
+    The process is meant to outlive this one, so the ``Popen`` must not reap it, nor warn
+    ("subprocess is still running") when it is collected: marking it finished does both. If it
+    ends while we are still around, ``find`` reaps it.
+    """
+    try:
+        create_time = psutil.Process(process.pid).create_time()
+    except psutil.Error as exc:
+        raise StackError(f"{name}: exited right after start (pid {process.pid})") from exc
+    process.returncode = 0
+    return ProcessRecord(
+        name=name,
+        role=role,
+        pid=process.pid,
+        create_time=create_time,
+        endpoint=endpoint,
+        log=log,
+        argv=tuple(argv),
+        env=dict(env or {}),
+        stop_signal=stop_signal,
+    )
+
+
+def find(record: ProcessRecord) -> psutil.Process | None:
+    """The live process the record names, or None if it ended or its PID was reused."""
+    try:
+        process = psutil.Process(record.pid)
+        if abs(process.create_time() - record.create_time) > _CREATE_TIME_TOLERANCE_S:
+            return None
+        if process.status() == psutil.STATUS_ZOMBIE:
+            _reap(record.pid)
+            return None
+    except psutil.Error:
+        return None
+    return process
+
+
+def state_of(record: ProcessRecord) -> ProcessState:
+    process = find(record)
+    if process is None:
+        return ProcessState.DEAD
+    try:
+        status = process.status()
+    except psutil.Error:
+        return ProcessState.DEAD
+    return ProcessState.PAUSED if status == psutil.STATUS_STOPPED else ProcessState.ALIVE
+
+
+def send(record: ProcessRecord, sig: int) -> bool:
+    """Signal the record's process group; False (and nothing sent) if the process is gone."""
+    process = find(record)
+    if process is None:
+        return False
+    try:
+        # A helper could have started it without a session of its own; then the group is not
+        # ours to signal, only the process.
+        if os.getpgid(record.pid) == record.pid:
+            os.killpg(record.pid, sig)
+        else:
+            process.send_signal(sig)
+    except (ProcessLookupError, psutil.NoSuchProcess):
+        return False
+    return True
+
+
+def wait_gone(records: Iterable[ProcessRecord], timeout_s: float) -> list[ProcessRecord]:
+    """Wait until every record's process has ended; return those still running at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    left = list(records)
+    while left:
+        left = [r for r in left if find(r) is not None]
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
+    return left
+
+
+def stop(records: Sequence[ProcessRecord], grace_s: float = STOP_GRACE_S) -> None:
+    """Stop processes together: SIGCONT (a paused one cannot act on SIGTERM), their stop
+    signal, then SIGKILL for any still running after ``grace_s``. Dead or reused PIDs are skipped.
+    """
+    for record in records:
+        send(record, signal.SIGCONT)
+        send(record, record.stop_signal)
+    stubborn = wait_gone(records, grace_s)
+    for record in stubborn:
+        send(record, signal.SIGKILL)
+    still = wait_gone(stubborn, grace_s)
+    if still:
+        names = ", ".join(f"{r.name} (pid {r.pid})" for r in still)
+        raise StackError(f"could not stop {names}, even with SIGKILL")
+
+
+def strays(mark: str, value: str, known: Iterable[ProcessRecord]) -> list[ProcessRecord]:
+    """Processes whose environment has ``mark=value`` and that no record in ``known`` names.
+
+    Every process a stack starts carries its mark, so one started just before its starter was
+    killed (too late to be recorded) is still found and stopped by the next ``up`` or ``down``.
+    """
+    # Never ourselves nor whoever started us, even if a user exported the mark by mistake.
+    exempt = {record.pid for record in known} | {os.getpid()}
+    exempt |= {parent.pid for parent in psutil.Process().parents()}
+    found = []
+    for process in psutil.process_iter(["pid", "environ", "create_time"]):
+        info = process.info
+        environ = info.get("environ") or {}  # None when we may not read it: not ours anyway
+        if environ.get(mark) != value or info["pid"] in exempt:
+            continue
+        found.append(
+            ProcessRecord(
+                name=f"unrecorded pid {info['pid']}",
+                role="stray",
+                pid=info["pid"],
+                create_time=info["create_time"],
+                endpoint=Endpoint("", 0),
+                log=Path(os.devnull),
+            )
+        )
+    return found
+
+
+def _reap(pid: int) -> None:
+    """Collect a dead child of ours, so it does not linger as a zombie. Others' are not ours."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def log_tail(log: Path, lines: int = 15) -> str:
+    """The last lines of a log, indented, for an error message."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return f"    (no log at {log})"
+    tail = text.splitlines()[-lines:]
+    if not tail:
+        return f"    (log {log} is empty)"
+    return "\n".join(f"    {line}" for line in tail)

@@ -1,0 +1,169 @@
+"""The state directory: the durable memory of a local stack.
+
+Layout (default ``.harness/`` in the current directory)::
+
+    stack.json     the config the stack was built with and one record per process started
+    stack.lock     held (flock) by whoever changes the stack: up, down, restart
+    logs/          one log per process, truncated by each ``up``
+    pgdata/        the PostgreSQL cluster, kept across ``down``/``up`` so warm starts are fast
+    caddy/         Caddy's generated config and its data directory
+    toxiproxy.json the proxies Toxiproxy creates at start
+
+``stack.json`` is rewritten (atomically) as soon as each process has a PID, so a harness killed
+halfway through ``up`` still leaves a record of everything it started. It holds the shop's admin
+token, so it is readable by its owner only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from harness.errors import StackError
+from harness.stack.base import Endpoint
+from harness.stack.config import LocalStackConfig
+from harness.stack.processes import ProcessRecord
+
+STATE_FILE = "stack.json"
+LOCK_FILE = "stack.lock"
+FORMAT_VERSION = 1
+DEFAULT_STATE_DIR = Path(".harness")
+
+
+@dataclass(frozen=True)
+class StackState:
+    """A stack as ``up`` left it: its config and its processes, in start order."""
+
+    config: LocalStackConfig
+    processes: tuple[ProcessRecord, ...] = ()
+
+    def with_process(self, record: ProcessRecord) -> StackState:
+        """This state with ``record`` added, or replacing the record of the same name."""
+        if self.process(record.name) is None:
+            return replace(self, processes=(*self.processes, record))
+        # In place: the order is the start order, which ``down`` reverses.
+        return replace(
+            self, processes=tuple(record if p.name == record.name else p for p in self.processes)
+        )
+
+    def process(self, name: str) -> ProcessRecord | None:
+        return next((p for p in self.processes if p.name == name), None)
+
+
+class StateDir:
+    """Paths in a state directory, and reading and writing its state file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / STATE_FILE
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.root / "pgdata"
+
+    @property
+    def caddy(self) -> Path:
+        return self.root / "caddy"
+
+    @property
+    def toxiproxy_config(self) -> Path:
+        return self.root / "toxiproxy.json"
+
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the state directory's lock: one ``up``, ``down`` or ``restart`` at a time."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK_FILE, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def load(self) -> StackState | None:
+        """The saved state, or None when no stack was recorded here."""
+        try:
+            raw = self.state_file.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StackError(f"cannot read {self.state_file}: {exc}") from exc
+        try:
+            return _decode(json.loads(raw))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StackError(
+                f"{self.state_file} is not a stack state this harness understands ({exc}); "
+                "stop its processes by hand and delete it"
+            ) from exc
+
+    def save(self, state: StackState) -> None:
+        """Write the state atomically (a reader never sees half a file), owner-only."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(_encode(state), out, indent=2)
+            out.write("\n")
+        os.replace(tmp, self.state_file)
+
+    def clear(self) -> None:
+        self.state_file.unlink(missing_ok=True)
+
+
+def _encode(state: StackState) -> dict[str, Any]:
+    return {
+        "version": FORMAT_VERSION,
+        "config": state.config.to_json(),
+        "processes": [
+            {
+                "name": p.name,
+                "role": p.role,
+                "pid": p.pid,
+                "create_time": p.create_time,
+                "host": p.endpoint.host,
+                "port": p.endpoint.port,
+                "log": str(p.log),
+                "argv": list(p.argv),
+                "env": dict(p.env),
+                "stop_signal": signal.Signals(p.stop_signal).name,
+            }
+            for p in state.processes
+        ],
+    }
+
+
+def _decode(data: dict[str, Any]) -> StackState:
+    if data.get("version") != FORMAT_VERSION:
+        raise ValueError(f"format version {data.get('version')!r}, expected {FORMAT_VERSION}")
+    processes = tuple(
+        ProcessRecord(
+            name=str(p["name"]),
+            role=str(p["role"]),
+            pid=int(p["pid"]),
+            create_time=float(p["create_time"]),
+            endpoint=Endpoint(str(p["host"]), int(p["port"])),
+            log=Path(p["log"]),
+            argv=tuple(str(a) for a in p["argv"]),
+            env={str(k): str(v) for k, v in p["env"].items()},
+            stop_signal=signal.Signals[p["stop_signal"]].value,
+        )
+        for p in data["processes"]
+    )
+    return StackState(config=LocalStackConfig.from_json(data["config"]), processes=processes)

@@ -1,0 +1,44 @@
+"""The local stack for real, once per session, on free ports and in its own state directory.
+
+The stack is brought up with the ``harness up`` command in a child process, as a user would, so
+every test that drives it from here (a ``LocalStack`` reading the state file) does so from a
+different process than the one that started it. It is always brought down at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from stack_support import (
+    Harness,
+    RunningStack,
+    heal,
+    new_state_dir,
+    stop_everything_started,
+)
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[RunningStack]:
+    state_dir = new_state_dir("harness-it-stack-")
+    harness = Harness(state_dir)
+    try:
+        cold = harness.up()
+        yield RunningStack(harness, cold)
+    finally:
+        try:
+            harness.down()
+        finally:
+            stop_everything_started(state_dir)
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def stack(local_stack: RunningStack) -> Iterator[RunningStack]:
+    """The session stack, healthy at the start of the test and healed again after it: every
+    instance running and ready, no toxics, maintenance off."""
+    heal(local_stack)
+    yield local_stack
+    heal(local_stack)
