@@ -388,12 +388,15 @@ class Connection:
                 if stage.active:
                     stage.config.kind.on_start(stage)
         self.started = True
-        early, self.client.early = self.client.early, []
-        for data in early:
-            up.feed(data)
-        if self.client.early_eof:
-            up.feed_eof()
-        elif self.client.transport is not None:
+        # Either side may have spoken before the links existed (a server greeting, a client
+        # that writes at once); replay what each read, in order, then its EOF.
+        for side, link in ((self.client, up), (self.upstream, down)):
+            early, side.early = side.early, []
+            for data in early:
+                link.feed(data)
+            if side.early_eof:
+                link.feed_eof()
+        if not self.client.early_eof and self.client.transport is not None:
             self.client.transport.resume_reading()
 
     def writing_paused_changed(self, side: Side) -> None:
