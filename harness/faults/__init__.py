@@ -1,0 +1,49 @@
+"""Fault injection: one protocol, one module per fault family, a timeline that guarantees every
+revert, a durable journal, and the rollback that reads it after a crash.
+
+::
+
+    base         the Fault protocol: name, kind, target, describe, inject, revert (idempotent),
+                 to_record; self_healing faults have nothing to revert once injected
+    process      kill / pause / restart an instance        (KillInstance, PauseInstance, ...)
+    toxic        a Toxiproxy toxic on a proxy, a proxy down (AddToxics, DisableProxy)
+    database     db-throttle: latency and/or bandwidth toxics on the app-db link
+    maintenance  the shop's maintenance mode, through its admin API
+    factory      build_fault (scenario model + stack), fault_from_record (journal record)
+    journal      the fsync'd JSON-lines journal: journaled before inject, reverted after revert
+    timeline     FaultTimeline: tick() injects and reverts on time, revert_all() on every way out
+    rollback     roll_back: revert the journal's pending faults after a crash (`harness rollback`)
+
+Nothing here imports gevent: the timeline runs in the Locust master and the rollback in the CLI,
+both with plain blocking calls.
+"""
+
+from harness.faults.base import Fault
+from harness.faults.factory import Scheduled, build_fault, fault_from_record, faults_of_scenario
+from harness.faults.journal import (
+    JOURNAL_FILE,
+    FaultEvent,
+    Journal,
+    PendingFault,
+    run_store_listener,
+)
+from harness.faults.rollback import RollbackOutcome, RollbackResult, roll_back
+from harness.faults.timeline import FaultTimeline, RevertFailure
+
+__all__ = [
+    "JOURNAL_FILE",
+    "Fault",
+    "FaultEvent",
+    "FaultTimeline",
+    "Journal",
+    "PendingFault",
+    "RevertFailure",
+    "RollbackOutcome",
+    "RollbackResult",
+    "Scheduled",
+    "build_fault",
+    "fault_from_record",
+    "faults_of_scenario",
+    "roll_back",
+    "run_store_listener",
+]
