@@ -233,6 +233,28 @@ def status(state_dir: Path) -> int:
     return EXIT_OK if snapshot.healthy else EXIT_INFRASTRUCTURE
 
 
+@cli.command(context_settings={"show_default": True})
+@_state_dir_option
+def rollback(state_dir: Path) -> int:
+    """Revert every fault a crashed or killed run left behind (toxics, proxies down, killed or
+    paused instances, maintenance mode), from the fault journal in the state directory.
+
+    Prints one line per fault. Exit 0 when nothing is left in force (then the journal is set
+    aside, so a second rollback has nothing to do), 3 when something could not be reverted.
+    """
+    # Imported here, so commands that inject nothing do not load the Toxiproxy client.
+    from harness.faults import Journal, roll_back
+
+    result = roll_back(
+        Journal.in_state_dir(state_dir), on_outcome=lambda outcome: click.echo(outcome.line)
+    )
+    for problem in result.problems:
+        click.echo(f"unreadable: {problem}")
+    click.echo(result.summary)
+    return EXIT_OK if result.clean else EXIT_INFRASTRUCTURE
+
+
+
 def _console() -> Console:
     # Piped output (CI logs, tests) gets room for whole URLs instead of Rich's 80 columns.
     return Console() if sys.stdout.isatty() else Console(width=160)
