@@ -254,7 +254,6 @@ def rollback(state_dir: Path) -> int:
     return EXIT_OK if result.clean else EXIT_INFRASTRUCTURE
 
 
-
 def _console() -> Console:
     # Piped output (CI logs, tests) gets room for whole URLs instead of Rich's 80 columns.
     return Console() if sys.stdout.isatty() else Console(width=160)
