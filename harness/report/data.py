@@ -1,0 +1,173 @@
+"""Everything a report shows, read from a run directory once and held in one frozen object.
+
+The HTML, the JUnit file, the JSON summary and the terminal table are all renderings of a
+:class:`RunReport`; none of them opens the store itself, so they cannot disagree on what the run
+recorded, and each can be tested with a report built in memory.
+
+The scenario is read from the store's meta leniently (plain dict lookups, not the scenario
+model): a report must still come out for a run recorded by an older harness, or one that crashed
+before it stored its scenario.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from harness.load.buckets import BUCKETS_PER_SECOND, Bucket
+from harness.report.model import (
+    JudgementLike,
+    Outcome,
+    Recovery,
+    exit_code,
+    outcome_of,
+    recovery_of,
+)
+from harness.report.series import Series, build_series
+from harness.report.stats import WindowStats, phase_stats, window_stats
+from harness.rundir import Event, EventKind, RunDir, RunStatus
+
+__all__ = ["RunReport", "SloRef", "collect", "slos_of"]
+
+
+@dataclass(frozen=True)
+class SloRef:
+    """An SLO as the scenario declares it (before any verdict)."""
+
+    name: str
+    expression: str
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_name: str  # the run directory's name
+    scenario: str
+    description: str
+    stack: str  # "local", or "external http://..." when the scenario names its entry URL
+    harness_version: str
+    status: RunStatus
+    outcome: Outcome
+    exit_code: int
+    started_at: float
+    ended_at: float | None
+    error: str  # what the run_end event said went wrong, if anything
+    judgement: JudgementLike
+    recoveries: tuple[Recovery, ...]  # the judgement's, as the report reads them
+    unjudged: tuple[SloRef, ...]  # SLOs of the scenario that no verdict covers
+    series: Series
+    phases: tuple[WindowStats, ...]
+    totals: WindowStats
+    events: tuple[Event, ...]
+    notes: tuple[str, ...]  # said in every rendering (e.g. "the verdict module is missing")
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+
+def slos_of(scenario: Mapping[str, Any]) -> tuple[SloRef, ...]:
+    """The SLOs a resolved scenario (its dict form) declares."""
+    slos = scenario.get("slos")
+    if not isinstance(slos, list):
+        return ()
+    refs = []
+    for slo in slos:
+        if isinstance(slo, Mapping) and isinstance(slo.get("name"), str):
+            expr = slo.get("expr")
+            refs.append(SloRef(slo["name"], expr if isinstance(expr, str) else slo["name"]))
+    return tuple(refs)
+
+
+def _stack_of(scenario: Mapping[str, Any]) -> str:
+    stack = scenario.get("stack")
+    if not isinstance(stack, Mapping):
+        return "unknown"
+    kind = str(stack.get("kind", "unknown"))
+    url = stack.get("entry_url")
+    return f"{kind} {url}" if isinstance(url, str) and url else kind
+
+
+def _error_of(events: Sequence[Event]) -> str:
+    for event in reversed(events):
+        if event.kind is EventKind.RUN_END:
+            error = event.detail.get("error")
+            return str(error) if error else ""
+    return ""
+
+
+def _totals(buckets: Sequence[Bucket], series: Series) -> WindowStats:
+    # From the first bin (buckets recorded before the first phase count too) to the end of the
+    # run or of the last bin, whichever is later: the whole run, nothing left out.
+    start = series.x[0] if series.x else 0.0
+    last = (buckets[-1].idx + 1) / BUCKETS_PER_SECOND - series.origin if buckets else 0.0
+    end = max(series.end, last)
+    return window_stats(buckets, "whole run", start, end, origin=series.origin)
+
+
+def _with_reverts(recoveries: tuple[Recovery, ...], series: Series) -> tuple[Recovery, ...]:
+    """Recoveries with ``reverted_at`` from the events where the verdict left it out: the
+    events are the record of when a fault was reverted."""
+    reverted: dict[str, float] = {}
+    for span in series.faults:
+        if span.reverted:
+            reverted.setdefault(span.name, series.origin + span.end)
+    return tuple(
+        replace(r, reverted_at=reverted[r.fault])
+        if r.reverted_at is None and r.fault in reverted
+        else r
+        for r in recoveries
+    )
+
+
+def collect(
+    run_dir: RunDir,
+    judgement: JudgementLike,
+    *,
+    notes: Sequence[str] = (),
+    step: float = 1.0,
+) -> RunReport:
+    """Read the run directory and put it together with ``judgement``."""
+    meta = run_dir.meta
+    status = run_dir.status
+    events = run_dir.events()
+    buckets = run_dir.buckets()
+    scenario = meta.get("scenario")
+    scenario = scenario if isinstance(scenario, Mapping) else {}
+    started_at = float(meta.get("started_at", 0.0))
+    ended_raw = meta.get("ended_at")
+    ended_at = float(ended_raw) if isinstance(ended_raw, int | float) else None
+    recoveries = tuple(recovery_of(r) for r in judgement.recoveries)
+    series = build_series(
+        buckets,
+        events,
+        started_at=started_at,
+        ended_at=ended_at,
+        recoveries=recoveries,
+        step=step,
+    )
+    recoveries = _with_reverts(recoveries, series)
+    judged = {v.name for v in judgement.verdicts}
+    outcome = outcome_of(status, judgement)
+    return RunReport(
+        run_name=Path(run_dir.root).name,
+        scenario=str(meta.get("scenario_name") or scenario.get("name") or "unknown"),
+        description=str(scenario.get("description") or ""),
+        stack=_stack_of(scenario),
+        harness_version=str(meta.get("harness_version", "")),
+        status=status,
+        outcome=outcome,
+        exit_code=exit_code(status, outcome),
+        started_at=started_at,
+        ended_at=ended_at,
+        error=_error_of(events),
+        judgement=judgement,
+        recoveries=recoveries,
+        unjudged=tuple(s for s in slos_of(scenario) if s.name not in judged),
+        series=series,
+        phases=phase_stats(buckets, series.phases, origin=series.origin),
+        totals=_totals(buckets, series),
+        events=tuple(events),
+        notes=tuple(notes),
+    )

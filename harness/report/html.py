@@ -1,0 +1,233 @@
+"""``report.html``: one self-contained file (inline CSS, plots as base64 PNG, no script, no URL),
+so it can be attached to a CI run, mailed, or opened from a file share years later.
+
+The template is package data (``harness/report/templates/report.html.j2``), read through
+:mod:`importlib.resources` so it is found from a wheel or a zip as well as from a checkout.
+Autoescaping is on for everything: scenario names, SLO expressions, event details and error
+messages all come from files a user wrote or from a system under test.
+
+Formatting happens here, in Python, so the template only lays out strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any, Final
+
+import jinja2
+
+from harness.report import fmt
+from harness.report.data import RunReport
+from harness.report.plots import PLOTS
+from harness.report.series import FaultSpan
+from harness.report.stats import WindowStats
+from harness.rundir import Event
+
+__all__ = ["TEMPLATE", "load_template", "render_html"]
+
+TEMPLATE: Final = "report.html.j2"
+_DETAIL_LIMIT: Final = 240  # characters of an event's detail shown in the timeline
+# Keys an event detail repeats from elsewhere in the row, or that only the harness reads.
+_DETAIL_HIDDEN: Final = frozenset({"id", "planned", "index", "description"})
+_DESCRIBED: Final = frozenset({"kind", "target"})  # a fault's description already says them
+
+
+def load_template() -> jinja2.Template:
+    source = resources.files("harness.report").joinpath("templates", TEMPLATE).read_text("utf-8")
+    env = jinja2.Environment(
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,  # a misspelt field is an error, not an empty cell
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env.from_string(source)
+
+
+def _verdict_rows(report: RunReport) -> list[dict[str, str]]:
+    rows = []
+    for v in report.judgement.verdicts:
+        rows.append(
+            {
+                "name": v.name,
+                "expression": v.expression if v.expression != v.name else "",
+                "window": v.window_label,
+                "observed": fmt.measured(v.observed, v.unit),
+                "threshold": f"{v.comparator} {fmt.measured(v.threshold, v.unit)}",
+                "result": "pass" if v.passed else ("no data" if v.observed is None else "fail"),
+                "css": "pass" if v.passed else "fail",
+                "detail": v.detail,
+            }
+        )
+    for slo in report.unjudged:
+        rows.append(
+            {
+                "name": slo.name,
+                "expression": slo.expression if slo.expression != slo.name else "",
+                "window": "",
+                "observed": fmt.NA,
+                "threshold": "",
+                "result": "not judged",
+                "css": "skip",
+                "detail": "",
+            }
+        )
+    return rows
+
+
+def _at(t: float | None, origin: float, missing: str) -> str:
+    return missing if t is None else fmt.offset(t - origin)
+
+
+def _fault_rows(report: RunReport) -> list[dict[str, str]]:
+    """The recorded faults joined with their recoveries by name (either may lack the other: a
+    fault the verdict did not assess, or an assessed fault the events do not show injected)."""
+    origin = report.series.origin
+    recoveries = {r.fault: r for r in report.recoveries}
+    spans: dict[str, FaultSpan] = {}
+    for fault in report.series.faults:
+        spans.setdefault(fault.name, fault)
+    rows = []
+    for name in dict.fromkeys([*spans, *recoveries]):
+        span = spans.get(name)
+        rec = recoveries.get(name)
+        # The events say when a fault was injected and reverted; the verdict, how it recovered.
+        injected = fmt.offset(span.start) if span else "not injected"
+        reverted = fmt.offset(span.end) if span and span.reverted else "not reverted"
+        if rec is None:
+            recovery, css, impact, failed, detail = "not judged", "skip", fmt.NA, fmt.NA, ""
+        else:
+            if span is None:
+                injected = _at(rec.injected_at, origin, "not injected")
+                reverted = _at(rec.reverted_at, origin, "not reverted")
+            if rec.recovered_at is None:
+                recovery, css = "never recovered", "fail"
+            else:
+                recovery, css = fmt.duration(rec.recovery_time_s), "pass"
+            impact = (
+                "no impact seen"
+                if rec.time_to_first_impact_s is None
+                else fmt.duration(rec.time_to_first_impact_s)
+            )
+            failed = fmt.NA if rec.failed_requests is None else str(rec.failed_requests)
+            detail = rec.detail
+        rows.append(
+            {
+                "name": name,
+                "description": span.description if span else "",
+                "injected": injected,
+                "reverted": reverted,
+                "impact": impact,
+                "recovery": recovery,
+                "css": css,
+                "failed": failed,
+                "detail": detail,
+            }
+        )
+    return rows
+
+
+def _phase_row(stats: WindowStats, *, total: bool = False) -> dict[str, str]:
+    return {
+        "name": stats.name,
+        "span": f"{fmt.offset(stats.start)} … {fmt.offset(stats.end)}",
+        "users": "" if stats.users is None else str(stats.users),
+        "attempts": str(stats.attempts),
+        "requests": str(stats.requests),
+        "rps": f"{stats.rps:.1f}",
+        "ratio_503": fmt.percent(stats.ratio_503),
+        "errors": str(stats.errors),
+        "p99": fmt.ms(stats.p99_ms),
+        "css": "total" if total else "",
+    }
+
+
+def _detail_text(detail: Mapping[str, Any]) -> str:
+    hidden = _DETAIL_HIDDEN | (_DESCRIBED if "description" in detail else frozenset())
+    shown = {k: v for k, v in detail.items() if k not in hidden}
+    if not shown:
+        return str(detail.get("description", ""))
+    text = ", ".join(
+        f"{k}={v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}"
+        for k, v in shown.items()
+    )
+    if "description" in detail:
+        text = f"{detail['description']}; {text}"
+    return text if len(text) <= _DETAIL_LIMIT else text[: _DETAIL_LIMIT - 1] + "…"
+
+
+def _event_rows(report: RunReport) -> list[dict[str, str]]:
+    origin = report.series.origin
+    return [
+        {
+            "at": fmt.offset(e.t - origin),
+            "kind": e.kind.value,
+            "name": e.name,
+            "detail": _detail_text(e.detail),
+            "css": e.kind.value.split("_")[0],
+        }
+        # By time: the store's order is the write order, and a late writer (the CLI recording
+        # a crash, a rollback) may write an earlier time after a later one.
+        for e in sorted(report.events, key=lambda e: (e.t, e.id))
+        if not _is_noise(e)
+    ]
+
+
+def _is_noise(event: Event) -> bool:
+    # fault_journaled precedes fault_injected by a millisecond and says nothing more.
+    return event.kind.value == "fault_journaled"
+
+
+def _badge_caption(report: RunReport) -> str:
+    j = report.judgement
+    failed = sum(1 for v in j.verdicts if not v.passed)
+    parts = [f"{len(j.verdicts)} SLOs judged, {failed} failed"]
+    if report.unjudged:
+        parts.append(f"{len(report.unjudged)} not judged")
+    return " · ".join(parts)
+
+
+def context(report: RunReport, plots: Mapping[str, bytes]) -> dict[str, Any]:
+    """What the template is given: strings (and lists of dicts of strings) only."""
+    return {
+        "title": f"{report.scenario}: {report.outcome.value}",
+        "scenario": report.scenario,
+        "description": report.description,
+        "run_name": report.run_name,
+        "stack": report.stack,
+        "started": fmt.utc(report.started_at),
+        "ended": fmt.utc(report.ended_at) if report.ended_at is not None else "did not end",
+        "duration": fmt.duration(report.duration),
+        "status": report.status.value,
+        "outcome": report.outcome.value,
+        "outcome_css": report.outcome.value.lower(),
+        "badge_caption": _badge_caption(report),
+        "exit_code": str(report.exit_code),
+        "error": report.error,
+        "notes": list(report.notes),
+        "verdicts": _verdict_rows(report),
+        "faults": _fault_rows(report),
+        "phases": [_phase_row(p) for p in report.phases],
+        "totals": _phase_row(report.totals, total=True),
+        "plots": [
+            {
+                "title": title,
+                "alt": f"{title} over the run",
+                "data": base64.b64encode(plots[stem]).decode("ascii"),
+            }
+            for stem, title, _ in PLOTS
+            if stem in plots
+        ],
+        "events": _event_rows(report),
+        "harness_version": report.harness_version,
+        "generated": fmt.utc(time.time()),
+    }
+
+
+def render_html(report: RunReport, plots: Mapping[str, bytes]) -> str:
+    """The whole page."""
+    return load_template().render(context(report, plots))

@@ -1,0 +1,100 @@
+"""Numbers over a stretch of the run (a phase, or the whole run), for the tables and the JSON.
+
+A bucket counts in a window when its start falls in ``[start, end)``, the same rule the series
+bins by. Ratios and percentiles are None when the window had no attempt: a table shows "n/a",
+the JSON says null, and nobody reads a 0 that was never measured.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.load.buckets import Bucket
+from harness.load.histogram import Histogram
+from harness.report.series import PhaseSpan
+
+__all__ = ["WindowStats", "phase_stats", "window_stats"]
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """Totals and rates of one window. ``start`` and ``end`` are seconds since the run's start;
+    rates are per second of the window, latencies in milliseconds, ratios in 0..1."""
+
+    name: str
+    start: float
+    end: float
+    users: int | None  # the phase's target user count; None for the whole run
+    attempts: int  # every HTTP attempt, retries included
+    requests: int  # logical requests that finished (their last attempt started here)
+    failed: int  # of which ended without success
+    retries: int
+    status_503: int
+    status_5xx: int  # 500-599, 503 included
+    errors: int  # no response (status 0)
+    rps: float  # attempts per second
+    ratio_503: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    retry_amplification: float | None  # attempts / requests
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+def window_stats(
+    buckets: Sequence[Bucket],
+    name: str,
+    start: float,
+    end: float,
+    *,
+    origin: float,
+    users: int | None = None,
+) -> WindowStats:
+    """Stats of ``buckets`` (in index order) whose start is in ``[origin+start, origin+end)``."""
+    starts = [b.start - origin for b in buckets]
+    # The same slack as the series' bins, so a table and a plot never disagree on a bucket.
+    lo = bisect.bisect_left(starts, start - 1e-6)
+    hi = bisect.bisect_left(starts, end - 1e-6)
+    chosen = buckets[lo:hi]
+    attempts = sum(b.attempts for b in chosen)
+    requests = sum(b.done for b in chosen)
+    s503 = sum(b.count(503) for b in chosen)
+    latency = Histogram.merged(b.latency for b in chosen)
+    duration = end - start
+
+    def pct(q: float) -> float | None:
+        return latency.percentile(q) * 1000.0 if latency else None
+
+    return WindowStats(
+        name=name,
+        start=start,
+        end=end,
+        users=users,
+        attempts=attempts,
+        requests=requests,
+        failed=sum(b.failed for b in chosen),
+        retries=sum(b.retries for b in chosen),
+        status_503=s503,
+        status_5xx=sum(n for b in chosen for c, n in b.statuses.items() if 500 <= c < 600),
+        errors=sum(b.count(0) for b in chosen),
+        rps=attempts / duration if duration > 0 else 0.0,
+        ratio_503=s503 / attempts if attempts else None,
+        p50_ms=pct(50),
+        p95_ms=pct(95),
+        p99_ms=pct(99),
+        retry_amplification=attempts / requests if requests else None,
+    )
+
+
+def phase_stats(
+    buckets: Sequence[Bucket], phases: Sequence[PhaseSpan], *, origin: float
+) -> tuple[WindowStats, ...]:
+    """One :class:`WindowStats` per phase."""
+    return tuple(
+        window_stats(buckets, p.name, p.start, p.end, origin=origin, users=p.users) for p in phases
+    )

@@ -1,0 +1,91 @@
+"""A scenario's SLOs and guards, parsed and checked against the scenario's own names.
+
+The parse (:mod:`~.language`) cannot know which phases and faults exist; this can. Run it when the
+scenario loads, so ``during phase spkie`` is exit code 2 before the stack starts, not a failed
+verdict after a ten-minute run.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.errors import BadInputError
+from harness.scenario import Scenario
+from harness.verdict.language import parse_guard, parse_slo
+from harness.verdict.model import FaultMetric, GuardExpr, SloExpr
+
+__all__ = ["Checks", "check_names", "parse_checks"]
+
+
+@dataclass(frozen=True)
+class Checks:
+    """A scenario's SLOs and guards, parsed and checked against its phases and faults."""
+
+    slos: tuple[SloExpr, ...]
+    guards: tuple[GuardExpr, ...]
+
+
+def parse_checks(scenario: Scenario) -> Checks:
+    """Parse every SLO and guard of ``scenario`` and check the names they use. Errors name the
+    entry (``slos[2]: ...``); the caller prefixes the scenario file."""
+    slos = []
+    for index, slo in enumerate(scenario.slos):
+        where = f"slos[{index}]"
+        expr = parse_slo(slo.expr, name=slo.name, where=where)
+        check_names(expr, scenario, where=where)
+        slos.append(expr)
+    guards = []
+    for index, guard in enumerate(scenario.guards):
+        where = f"guards[{index}]"
+        gexpr = parse_guard(guard.expr, name=guard.name, where=where)
+        check_names(gexpr, scenario, where=where)
+        guards.append(gexpr)
+    return Checks(tuple(slos), tuple(guards))
+
+
+def check_names(expr: SloExpr | GuardExpr, scenario: Scenario, *, where: str = "slo") -> None:
+    """Every phase and fault ``expr`` names exists in ``scenario``; BadInputError otherwise,
+    naming the unknown one and the closest known name."""
+    phases = [phase.name for phase in scenario.load.phases]
+    faults = [fault.name for fault in scenario.faults]
+    metric = expr.metric
+    if isinstance(metric, FaultMetric):
+        _known(metric.fault, "fault", faults, where)
+        if metric.baseline is not None:
+            _known(metric.baseline, "phase", phases, where)
+    if isinstance(expr, GuardExpr):
+        return
+    window = expr.window
+    if window.kind == "phase":
+        _known(window.name, "phase", phases, where)
+    elif window.kind == "fault":
+        _known(window.name, "fault", faults, where)
+    elif window.kind == "either":
+        in_phases, in_faults = window.name in phases, window.name in faults
+        if in_phases and in_faults:
+            raise BadInputError(
+                f'{where}: "{window.name}" is both a phase and a fault: write '
+                f'"during phase {window.name}" or "during fault {window.name}"'
+            )
+        if not (in_phases or in_faults):
+            _known(window.name, "phase or fault", phases + faults, where)
+        if in_phases and window.after_s:
+            raise BadInputError(
+                f'{where}: "+ N" extends a fault\'s window; "{window.name}" is a phase'
+            )
+
+
+def _known(name: str, what: str, names: Sequence[str], where: str) -> None:
+    if name in names:
+        return
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    hint = f'did you mean "{close[0]}"?' if close else _listing(what, names)
+    raise BadInputError(f'{where}: unknown {what} "{name}" ({hint})')
+
+
+def _listing(what: str, names: Sequence[str]) -> str:
+    if not names:
+        return f"the scenario has no {what}s"
+    return f"known: {', '.join(names)}"

@@ -1,0 +1,187 @@
+"""One SLO over one run: find its window, compute its metric, compare, say why.
+
+A metric that cannot be computed (no responses in the window, a fault that never recovered, a
+phase that never ran) has no observed value, and an SLO without an observed value fails, with
+``detail`` saying why. It never passes by default and never raises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.load.buckets import AttemptRecord
+from harness.verdict import backoff
+from harness.verdict.metrics import Measurement, measure_buckets
+from harness.verdict.model import (
+    AttemptCapRespected,
+    BackoffGrowth,
+    Comparator,
+    FaultMetric,
+    JitterSpread,
+    Metric,
+    RetryAfterCompliance,
+    SloExpr,
+    Window,
+    compare,
+)
+from harness.verdict.recovery import FaultRecovery, RecoveryPolicy, analyse_fault
+from harness.verdict.rundata import RunData, Span
+from harness.verdict.units import format_value
+
+__all__ = ["Evaluator", "Verdict", "evaluate", "resolve_window"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judgement of one SLO. ``observed`` and ``threshold`` are in base units (fractions,
+    seconds); ``unit`` is the one the user wrote, which :attr:`observed_text` and
+    :attr:`threshold_text` show them in."""
+
+    name: str
+    expression: str
+    window_label: str
+    observed: float | None
+    threshold: float
+    comparator: Comparator
+    unit: str
+    passed: bool
+    detail: str
+
+    @property
+    def observed_text(self) -> str:
+        return "none" if self.observed is None else format_value(self.observed, self.unit)
+
+    @property
+    def threshold_text(self) -> str:
+        return format_value(self.threshold, self.unit)
+
+    def __str__(self) -> str:
+        outcome = "PASS" if self.passed else "FAIL"
+        return (
+            f"{outcome} {self.name}: {self.observed_text} (needs {self.comparator} "
+            f"{self.threshold_text}, {self.window_label}): {self.detail}"
+        )
+
+
+def resolve_window(window: Window, data: RunData) -> Span | str:
+    """The stretch of the run ``window`` means, or why it has none."""
+    if window.kind == "run":
+        return data.span
+    name = window.name
+    known_phase, phase_span = data.phase(name)
+    if window.kind == "phase" or (window.kind == "either" and known_phase):
+        if not known_phase:
+            return f'no phase "{name}" in this run'
+        if phase_span is None:
+            return f"phase {name} never ran"
+        return phase_span
+    fault = data.fault(name)
+    if fault is None:
+        what = "fault" if window.kind == "fault" else "phase or fault"
+        return f'no {what} "{name}" in this run'
+    active = fault.active(data.end)
+    if active is None:
+        return f"fault {name} was never injected"
+    # "+ 10s" past the end of the run would only take in the stragglers of the shutdown.
+    end = min(active.end + window.after_s, max(data.end, active.end))
+    return Span(active.start, end)
+
+
+@dataclass
+class Evaluator:
+    """Evaluates SLOs over one run, sharing the work several SLOs need (the attempt log grouped
+    by request, each fault's recovery analysis)."""
+
+    data: RunData
+    policy: RecoveryPolicy = field(default_factory=RecoveryPolicy)
+    _grouped: dict[str | int, list[AttemptRecord]] | None = field(
+        default=None, init=False, repr=False
+    )
+    _recoveries: dict[tuple[str, str | None], FaultRecovery] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def evaluate(self, slo: SloExpr) -> Verdict:
+        measurement, label = self._measure(slo)
+        passed = measurement.value is not None and compare(
+            measurement.value, slo.comparator, slo.threshold.value
+        )
+        return Verdict(
+            name=slo.name,
+            expression=slo.text,
+            window_label=label,
+            observed=measurement.value,
+            threshold=slo.threshold.value,
+            comparator=slo.comparator,
+            unit=slo.threshold.unit,
+            passed=passed,
+            detail=measurement.evidence,
+        )
+
+    def recovery(self, fault: str, baseline: str | None = None) -> FaultRecovery:
+        key = (fault, baseline)
+        if key not in self._recoveries:
+            self._recoveries[key] = analyse_fault(
+                self.data, fault, baseline=baseline, policy=self.policy
+            )
+        return self._recoveries[key]
+
+    def _measure(self, slo: SloExpr) -> tuple[Measurement, str]:
+        metric = slo.metric
+        if isinstance(metric, FaultMetric):
+            return self._fault_metric(metric), f"after fault {metric.fault}"
+        label = slo.window.label
+        span = resolve_window(slo.window, self.data)
+        if isinstance(span, str):
+            return Measurement(None, span), label
+        return self._in_span(metric, span), label
+
+    def _in_span(self, metric: Metric, span: Span) -> Measurement:
+        if metric.per_bucket:
+            return measure_buckets(metric, self.data.buckets_in(span))
+        grouped = self._by_request()
+        if isinstance(metric, RetryAfterCompliance):
+            return backoff.retry_after_compliance(grouped, span)
+        if isinstance(metric, BackoffGrowth):
+            return backoff.backoff_growth(grouped, span)
+        if isinstance(metric, JitterSpread):
+            return backoff.jitter_spread(grouped, span)
+        if isinstance(metric, AttemptCapRespected):
+            cap = metric.cap if metric.cap is not None else self.data.max_attempts
+            return backoff.attempt_cap_respected(grouped, self.data.buckets_in(span), span, cap)
+        raise TypeError(f"no evaluation for {metric}")  # a metric added to the model only
+
+    def _fault_metric(self, metric: FaultMetric) -> Measurement:
+        recovery = self.recovery(metric.fault, metric.baseline)
+        if metric.kind == "recovery_time":
+            return Measurement(recovery.recovery_time, recovery.detail)
+        if metric.kind == "time_to_first_impact":
+            impact = recovery.time_to_first_impact
+            if impact is None and recovery.bounds is not None:
+                return Measurement(
+                    None,
+                    f"no impact seen: from the injection to the end of the run every second "
+                    f"had {recovery.bounds.describe()}",
+                )
+            if impact is None:
+                return Measurement(None, recovery.detail)
+            return Measurement(
+                impact, f"first out of bounds {format_value(impact, 's')} after the injection"
+            )
+        failed = recovery.failed_requests
+        if failed is None:
+            return Measurement(None, recovery.detail)
+        until = "the recovery" if recovery.recovered else "the end of the run (never recovered)"
+        return Measurement(
+            failed, f"{failed} responses were not 2xx/3xx from the injection to {until}"
+        )
+
+    def _by_request(self) -> dict[str | int, list[AttemptRecord]]:
+        if self._grouped is None:
+            self._grouped = backoff.by_request(self.data.attempts)
+        return self._grouped
+
+
+def evaluate(slo: SloExpr, data: RunData, *, policy: RecoveryPolicy | None = None) -> Verdict:
+    """One SLO over ``data``; see :class:`Evaluator` to judge several over the same run."""
+    return Evaluator(data, policy or RecoveryPolicy()).evaluate(slo)

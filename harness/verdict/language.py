@@ -1,0 +1,487 @@
+"""The SLO and guard language: a lark grammar, and its parse into :mod:`~.model` dataclasses.
+
+An SLO is ``METRIC [WINDOW] COMPARATOR VALUE [WINDOW]`` (one window at most, before or after
+the comparison); a guard is ``abort if METRIC COMPARATOR VALUE for DURATION``::
+
+    ratio(status == 503) < 5% during phase spike
+    count(status == 500) == 0
+    p99(latency) < 300ms during phase warmup
+    ratio(retry_after, where status == 503) >= 99%
+    retry_amplification during slow-db < 1.5
+    availability >= 99.5% during fault slow-db
+    p95(latency) < 1s during fault kill-app-1 + 10s
+    recovery_time(kill-app-1) < 10s
+    recovery_time(kill-app-1, baseline warmup) < 10s
+    attempt_cap_respected(4) == 100%
+    abort if ratio(status >= 500) > 50% for 15s
+
+Metrics: ``ratio(P[, where P])``, ``count(P[, where P])``, ``pN(latency)`` (``p99``, ``p99.9``),
+``availability``, ``retry_amplification``, ``ratio(retry_after, where status == 503)``,
+``retry_after_compliance``, ``backoff_growth``, ``jitter_spread``, ``attempt_cap_respected[(N)]``,
+and per fault ``recovery_time(F)``, ``time_to_first_impact(F)``, ``failed_requests(F)``, each
+optionally ``, baseline PHASE``. Predicates ``P``: ``status OP CODE`` with ``OP`` one of
+``== != < <= > >=`` and ``CODE`` a number (0 = no response) or a class (``5xx``), combined with
+``and``, ``or`` and parentheses. Windows: the whole run (no window), ``during phase NAME``,
+``during fault NAME`` (from its injection to its revert), ``during fault NAME + 10s`` (and 10 s
+after), or ``during NAME`` when the name is a phase or a fault but not both.
+
+Values carry their unit and the metric decides which: shares take ``%`` (so ``< 5`` is never
+silently 500%), durations ``ms``/``s``/``m``/``h`` (or ``1m30s``), counts and ratios like
+amplification a bare number.
+
+Every mistake is a one-line :class:`~harness.errors.BadInputError` that names where the expression
+came from, says what is wrong, the column, and shows the text with ``<<here>>`` at that column::
+
+    slos[2]: unexpected "%" at column 24, expected a number: ratio(status == 503) < <<here>>%
+
+The parse knows nothing of the scenario: the names of phases and faults are checked against it
+by :mod:`harness.verdict.checks`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Iterator
+from typing import Final, NoReturn, cast
+
+from lark import Lark, Token, Tree
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+
+from harness.durations import DurationError, parse_duration
+from harness.errors import BadInputError
+from harness.verdict.model import (
+    AllOf,
+    AnyOf,
+    AttemptCapRespected,
+    Availability,
+    BackoffGrowth,
+    Comparator,
+    Count,
+    FaultMetric,
+    FaultMetricKind,
+    GuardExpr,
+    JitterSpread,
+    Metric,
+    Percentile,
+    Predicate,
+    Quantity,
+    Ratio,
+    RetryAfterCompliance,
+    RetryAfterShare,
+    RetryAmplification,
+    SloExpr,
+    StatusTest,
+    Window,
+    WindowKind,
+)
+from harness.verdict.units import DURATION_UNITS
+
+__all__ = ["MAX_LENGTH", "METRIC_NAMES", "parse_guard", "parse_slo"]
+
+# An SLO is one line of a scenario; a cap keeps a pathological string (thousands of nested
+# parentheses) from costing time or recursion depth anywhere downstream.
+MAX_LENGTH: Final = 400
+
+_GRAMMAR: Final = r"""
+slo: metric window? CMP QUANTITY window?
+guard: "abort" "if" metric CMP QUANTITY "for" QUANTITY
+
+metric: METRIC ("(" arg ("," arg)* ")")?
+?arg: pred                  -> arg_pred
+    | "where" pred          -> arg_where
+    | "baseline" NAME       -> arg_baseline
+    | NAME                  -> arg_name
+
+pred: conj ("or" conj)*
+conj: atom ("and" atom)*
+?atom: "status" CMP CODE    -> status_test
+     | "(" pred ")"
+
+window: "during" kind? NAME ("+" QUANTITY)?
+!kind: "phase" | "fault"
+
+CMP: "==" | "!=" | "<=" | ">=" | "<" | ">"
+METRIC: /[A-Za-z][A-Za-z0-9_]*(\.[0-9]+)?/
+CODE.2: /[0-9]{1,3}(?![0-9A-Za-z])|[1-5]xx/
+NAME: /[A-Za-z0-9][A-Za-z0-9._-]*/
+QUANTITY: /([0-9]+(\.[0-9]*)?|\.[0-9]+)([A-Za-z%][A-Za-z0-9.%]*)?/
+
+%import common.WS
+%ignore WS
+"""
+
+# LALR with lark's contextual lexer: a token is only lexed as what the parser can take at that
+# point, so a fault named "kill-app-1" is never read as a number or a metric.
+_PARSER: Final = Lark(_GRAMMAR, start=["slo", "guard"], parser="lalr", maybe_placeholders=False)
+
+_PLAIN_METRICS: Final[dict[str, Metric]] = {
+    "availability": Availability(),
+    "retry_amplification": RetryAmplification(),
+    "retry_after_compliance": RetryAfterCompliance(),
+    "backoff_growth": BackoffGrowth(),
+    "jitter_spread": JitterSpread(),
+}
+_FAULT_METRICS: Final = ("recovery_time", "time_to_first_impact", "failed_requests")
+METRIC_NAMES: Final = (
+    "ratio",
+    "count",
+    "p50",
+    "p90",
+    "p95",
+    "p99",
+    *_PLAIN_METRICS,
+    "attempt_cap_respected",
+    *_FAULT_METRICS,
+)
+_PERCENTILE: Final = re.compile(r"p([0-9]+(?:\.[0-9]+)?)")
+_QUANTITY: Final = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(.*)", re.DOTALL)
+
+# Lark's terminal names, as a person would call them.
+_EXPECTED: Final = {
+    "QUANTITY": "a number",
+    "METRIC": "a metric",
+    "CMP": "a comparison (==, !=, <, <=, >, >=)",
+    "CODE": "a status code or class (503, 5xx)",
+    "NAME": "a name",
+    "$END": "the end",
+}
+
+
+# --- entry points ------------------------------------------------------------------------------
+
+
+def parse_slo(text: str, *, name: str | None = None, where: str = "slo") -> SloExpr:
+    """Parse one SLO. ``where`` starts every error message (``slos[2]``); ``name`` defaults to
+    the text itself. Raises :class:`BadInputError`, and nothing else, for any input."""
+    tree = _parse(text, "slo", where)
+    return _Builder(text, where).slo(tree, name if name is not None else text.strip())
+
+
+def parse_guard(text: str, *, name: str | None = None, where: str = "guard") -> GuardExpr:
+    """Parse one guard (``abort if ... for 15s``); see :func:`parse_slo`."""
+    tree = _parse(text, "guard", where)
+    return _Builder(text, where).guard(tree, name if name is not None else text.strip())
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+
+def _parse(text: str, start: str, where: str) -> Tree[Token]:
+    if not isinstance(text, str):
+        raise BadInputError(f"{where}: expected an expression string, got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise BadInputError(f"{where}: expression longer than {MAX_LENGTH} characters")
+    try:
+        return _PARSER.parse(text, start=start)
+    except UnexpectedInput as exc:
+        _syntax_error(text, where, exc)
+    except (LarkError, RecursionError) as exc:  # not expected; still one line, still ours
+        raise BadInputError(f"{where}: cannot parse {text!r}: {type(exc).__name__}") from None
+
+
+def _syntax_error(text: str, where: str, exc: UnexpectedInput) -> NoReturn:
+    if isinstance(exc, UnexpectedToken):
+        token = exc.token
+        at_end = token.type == "$END"
+        pos = len(text) if at_end else (token.start_pos or 0)
+        found = "" if at_end else str(token)
+        expected = exc.expected
+    elif isinstance(exc, UnexpectedCharacters):
+        pos = min(exc.pos_in_stream or 0, len(text))
+        found = text[pos : pos + 1]
+        expected = exc.allowed or set()
+    else:  # UnexpectedEOF, which the LALR parser reports as a token; kept for safety
+        pos, found, expected = len(text), "", set()
+    if not text.strip():
+        what = "empty expression"
+    else:
+        what = f"unexpected {_quote(found)}" if found else "unexpected end"
+    hint = f"expected {_expected(expected)}" if expected else ""
+    if found in DURATION_UNITS or found == "%":
+        before = text[:pos].rstrip()
+        if before[-1:].isdigit():
+            hint = f"write the unit right after the number: {before.split()[-1]}{found}"
+    raise _error(text, where, pos, what, hint)
+
+
+def _expected(names: set[str]) -> str:
+    words = sorted({_EXPECTED.get(name, _quote(_literal(name))) for name in names})
+    if not words:
+        return ""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _literal(terminal: str) -> str:
+    # Anonymous terminals of the grammar's keywords and punctuation, by lark's naming.
+    symbols = {"LPAR": "(", "RPAR": ")", "COMMA": ",", "PLUS": "+"}
+    return symbols.get(terminal, terminal.lower())
+
+
+def _quote(text: str) -> str:
+    return '"' + "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text) + '"'
+
+
+def _error(text: str, where: str, pos: int, what: str, hint: str = "") -> BadInputError:
+    """``where: what at column N (hint): text with <<here>> at N``, on one line."""
+    # Same length as the text, so the column still points at the right character.
+    shown = "".join(ch if ch.isprintable() else " " for ch in text)
+    hint = f" ({hint})" if hint else ""
+    return BadInputError(
+        f"{where}: {what} at column {pos + 1}{hint}: {shown[:pos]}<<here>>{shown[pos:]}"
+    )
+
+
+# --- from the tree to the model ----------------------------------------------------------------
+
+
+class _Builder:
+    """Turns a parse tree into model dataclasses, checking what the grammar cannot: metric
+    names, their arguments, units. Errors point at the offending token's column."""
+
+    def __init__(self, text: str, where: str) -> None:
+        self.text = text
+        self.where = where
+
+    def fail(self, token: Token | Tree[Token], message: str, hint: str = "") -> NoReturn:
+        raise _error(self.text, self.where, _position(token), message, hint)
+
+    # --- top level --------------------------------------------------------------------------
+
+    def slo(self, tree: Tree[Token], name: str) -> SloExpr:
+        metric_tree, *rest = tree.children
+        metric_tree = _as_tree(metric_tree)
+        windows = [child for child in rest if isinstance(child, Tree)]
+        tokens = [child for child in rest if isinstance(child, Token)]
+        comparator, value = tokens
+        if len(windows) > 1:
+            self.fail(windows[1], "a second window", "one window per SLO")
+        metric = self.metric(metric_tree)
+        threshold = self.threshold(value, metric)
+        window = self.window(windows[0]) if windows else Window()
+        if isinstance(metric, FaultMetric) and window.kind != "run":
+            self.fail(
+                windows[0],
+                f"{metric.kind} takes no window",
+                "it has its own: from the fault to its recovery",
+            )
+        return SloExpr(name, self.text, metric, _comparator(comparator), threshold, window)
+
+    def guard(self, tree: Tree[Token], name: str) -> GuardExpr:
+        metric_tree = _as_tree(tree.children[0])
+        comparator, value, hold = (_as_token(child) for child in tree.children[1:])
+        metric = self.metric(metric_tree)
+        if not metric.per_bucket:
+            self.fail(
+                metric_tree,
+                f"a guard cannot use {_metric_word(metric)}",
+                "guards see only the buckets as they arrive: use ratio, count, pN(latency), "
+                "availability or retry_amplification",
+            )
+        threshold = self.threshold(value, metric)
+        hold_s = self.duration(hold, "for")
+        if hold_s <= 0:
+            self.fail(hold, "a guard's duration must be longer than 0s", "like for 15s")
+        return GuardExpr(name, self.text, metric, _comparator(comparator), threshold, hold_s)
+
+    # --- metrics ------------------------------------------------------------------------------
+
+    def metric(self, tree: Tree[Token]) -> Metric:
+        name_token = _as_token(tree.children[0])
+        args = tree.children[1:]
+        name = str(name_token)
+        arg_trees = [arg for arg in args if isinstance(arg, Tree)]
+        has_parens = len(tree.children) > 1
+        if name in ("ratio", "count"):
+            return self.counting(name_token, arg_trees)
+        percentile = _PERCENTILE.fullmatch(name)
+        if percentile:
+            return self.percentile(name_token, float(percentile.group(1)), arg_trees)
+        if name in _PLAIN_METRICS:
+            if has_parens:
+                self.fail(arg_trees[0], f"{name} takes no arguments", f"write {name}")
+            return _PLAIN_METRICS[name]
+        if name == "attempt_cap_respected":
+            return self.attempt_cap(arg_trees)
+        if name in _FAULT_METRICS:
+            return self.fault_metric(name_token, arg_trees)
+        close = difflib.get_close_matches(name, METRIC_NAMES, n=1, cutoff=0.6)
+        hint = f'did you mean "{close[0]}"?' if close else "known: " + ", ".join(METRIC_NAMES)
+        self.fail(name_token, f'unknown metric "{name}"', hint)
+
+    def counting(self, name_token: Token, args: list[Tree[Token]]) -> Metric:
+        name = str(name_token)
+        usage = f"{name}(status == 503) or {name}(status == 503, where status >= 500)"
+        if not args:
+            self.fail(name_token, f"{name} needs a predicate on status", f"like {usage}")
+        first, *rest = args
+        where: Predicate | None = None
+        for extra in rest:
+            if extra.data != "arg_where" or where is not None:
+                self.fail(extra, f"{name} takes a predicate and one where clause", f"like {usage}")
+            where = self.predicate(_only_tree(extra))
+        if first.data == "arg_name" and str(first.children[0]) == "retry_after":
+            if name != "ratio" or where != StatusTest("==", 503):
+                self.fail(
+                    first,
+                    "Retry-After is counted on 503s only",
+                    "write ratio(retry_after, where status == 503)",
+                )
+            return RetryAfterShare()
+        if first.data != "arg_pred":
+            self.fail(first, f"{name} needs a predicate on status", f"like {usage}")
+        predicate = self.predicate(_only_tree(first))
+        return Ratio(predicate, where) if name == "ratio" else Count(predicate, where)
+
+    def percentile(self, name_token: Token, q: float, args: list[Tree[Token]]) -> Metric:
+        if not 0 <= q <= 100:
+            self.fail(name_token, f"percentile {name_token} out of range", "p0 to p100")
+        if len(args) != 1 or args[0].data != "arg_name" or str(args[0].children[0]) != "latency":
+            self.fail(
+                args[0] if args else name_token,
+                f"{name_token} is a percentile of latency",
+                f"write {name_token}(latency)",
+            )
+        return Percentile(q)
+
+    def attempt_cap(self, args: list[Tree[Token]]) -> Metric:
+        if not args:
+            return AttemptCapRespected()
+        arg = args[0]
+        text = str(arg.children[0]) if arg.data == "arg_name" else ""
+        if len(args) > 1 or not text.isdigit() or int(text) < 1:
+            self.fail(
+                arg,
+                "attempt_cap_respected takes the cap",
+                "a whole number >= 1, like attempt_cap_respected(4)",
+            )
+        return AttemptCapRespected(int(text))
+
+    def fault_metric(self, name_token: Token, args: list[Tree[Token]]) -> Metric:
+        name = str(name_token)
+        usage = f"{name}(kill-app-1) or {name}(kill-app-1, baseline warmup)"
+        if not args or args[0].data != "arg_name":
+            self.fail(args[0] if args else name_token, f"{name} needs a fault", usage)
+        baseline: str | None = None
+        for extra in args[1:]:
+            if extra.data != "arg_baseline" or baseline is not None:
+                self.fail(extra, f"{name} takes a fault and one baseline phase", usage)
+            baseline = str(extra.children[0])
+        # The caller matched the name against _FAULT_METRICS, the literal type's values.
+        return FaultMetric(cast(FaultMetricKind, name), str(args[0].children[0]), baseline)
+
+    # --- predicates -------------------------------------------------------------------------
+
+    def predicate(self, tree: Tree[Token]) -> Predicate:
+        if tree.data == "status_test":
+            op, value = (_as_token(child) for child in tree.children)
+            text = str(value)
+            if text.endswith("xx"):
+                return StatusTest(_comparator(op), int(text[0]) * 100, is_class=True)
+            return StatusTest(_comparator(op), int(text))
+        parts = tuple(self.predicate(_as_tree(child)) for child in tree.children)
+        if len(parts) == 1:
+            return parts[0]
+        return AnyOf(parts) if tree.data == "pred" else AllOf(parts)
+
+    # --- windows and values -----------------------------------------------------------------
+
+    def window(self, tree: Tree[Token]) -> Window:
+        kind = "either"
+        name: Token | None = None
+        after_s = 0.0
+        for child in tree.children:
+            if isinstance(child, Tree):  # kind
+                kind = str(child.children[0])
+            elif child.type == "NAME":
+                name = child
+            else:
+                after_s = self.duration(child, "+")
+        assert name is not None
+        if kind == "phase" and after_s:
+            self.fail(tree, '"+ N" after a phase', "it extends a fault's window only")
+        return Window(cast(WindowKind, kind), str(name), after_s)
+
+    def threshold(self, token: Token, metric: Metric) -> Quantity:
+        number, unit = self.split(token)
+        kind = metric.unit_kind
+        word = _metric_word(metric)
+        if kind == "share":
+            if unit != "%":
+                self.fail(token, f"{word} is a share", f"write it with %, like {number:g}%")
+            return Quantity(number / 100, "%")
+        if kind == "duration":
+            return Quantity(self.duration(token, word), _display_unit(unit))
+        if unit:
+            self.fail(token, f"{word} is a plain number", f'drop the unit "{unit}"')
+        return Quantity(number)
+
+    def duration(self, token: Token, what: str) -> float:
+        number, unit = self.split(token)
+        if not unit:
+            self.fail(
+                token, f"{what} takes a duration", f"with a unit: {number:g}s or {number:g}ms"
+            )
+        try:
+            seconds = parse_duration(str(token))
+        except DurationError:
+            self.fail(token, f'bad duration "{token}"', "like 300ms, 10s or 1m30s")
+        return seconds
+
+    def split(self, token: Token) -> tuple[float, str]:
+        match = _QUANTITY.fullmatch(str(token))
+        assert match is not None  # the grammar's QUANTITY is this pattern
+        number = float(match.group(1))
+        if not math.isfinite(number):
+            self.fail(token, "number too large")
+        return number, match.group(2)
+
+
+def _display_unit(unit: str) -> str:
+    return unit if unit in DURATION_UNITS else "s"
+
+
+def _metric_word(metric: Metric) -> str:
+    """The metric as messages name it: whole when short, its predicate elided otherwise."""
+    if isinstance(metric, Ratio | Count):
+        return f"{type(metric).__name__.lower()}(...)"
+    if isinstance(metric, FaultMetric):
+        return metric.kind
+    return str(metric)
+
+
+def _comparator(token: Token) -> Comparator:
+    text = str(token)
+    assert text in ("==", "!=", "<", "<=", ">", ">=")
+    return text  # type: ignore[return-value]
+
+
+def _only_tree(arg: Tree[Token]) -> Tree[Token]:
+    return _as_tree(arg.children[-1])
+
+
+def _as_tree(node: Tree[Token] | Token) -> Tree[Token]:
+    assert isinstance(node, Tree), "the grammar puts a rule here"
+    return node
+
+
+def _as_token(node: Tree[Token] | Token) -> Token:
+    assert isinstance(node, Token), "the grammar puts a token here"
+    return node
+
+
+def _position(node: Token | Tree[Token]) -> int:
+    if isinstance(node, Token):
+        return node.start_pos or 0
+    for token in _tokens(node):
+        return token.start_pos or 0
+    return 0
+
+
+def _tokens(tree: Tree[Token]) -> Iterator[Token]:
+    for child in tree.children:
+        if isinstance(child, Token):
+            yield child
+        else:
+            yield from _tokens(child)

@@ -1,0 +1,102 @@
+"""Metrics computed from buckets alone: ratios, counts, percentiles, availability, amplification.
+
+Shared by the post-run evaluation (a window of the run) and the live guards (the last second or
+so): both hand over a sequence of buckets and get a :class:`Measurement` back. A measurement
+without a value (no responses to divide by, no latency to rank) says why in ``evidence``; the
+caller decides that this fails, never that it passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from harness.load.buckets import Bucket
+from harness.load.histogram import Histogram
+from harness.verdict.model import (
+    Availability,
+    Count,
+    Metric,
+    Percentile,
+    Predicate,
+    Ratio,
+    RetryAfterShare,
+    RetryAmplification,
+)
+
+__all__ = ["Measurement", "is_good", "measure_buckets", "status_counts"]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A metric's value (base units), or None, and the evidence for it in words."""
+
+    value: float | None
+    evidence: str
+
+
+def is_good(status: int) -> bool:
+    """A good response, for recovery and failed requests: 2xx or 3xx."""
+    return 200 <= status < 400
+
+
+def status_counts(buckets: Iterable[Bucket]) -> dict[int, int]:
+    """Responses per status code over ``buckets`` (0 = no response)."""
+    totals: dict[int, int] = {}
+    for bucket in buckets:
+        for code, n in bucket.statuses.items():
+            totals[code] = totals.get(code, 0) + n
+    return totals
+
+
+def measure_buckets(metric: Metric, buckets: Sequence[Bucket]) -> Measurement:
+    """A per-bucket metric (``metric.per_bucket``) over ``buckets``."""
+    if isinstance(metric, Ratio | Count):
+        return _counting(metric, status_counts(buckets))
+    if isinstance(metric, Percentile):
+        histogram = Histogram.merged(bucket.latency for bucket in buckets)
+        if not histogram.count:
+            return Measurement(None, "no attempts, so no latency, in the window")
+        return Measurement(histogram.percentile(metric.q), f"over {histogram.count} attempts")
+    if isinstance(metric, Availability):
+        counts = status_counts(buckets)
+        total = sum(counts.values())
+        if not total:
+            return Measurement(None, "no responses in the window")
+        bad = sum(n for code, n in counts.items() if code == 0 or 500 <= code <= 599)
+        return Measurement(
+            1 - bad / total, f"{bad} of {total} responses were errors (no response or 5xx)"
+        )
+    if isinstance(metric, RetryAfterShare):
+        n503 = sum(bucket.statuses.get(503, 0) for bucket in buckets)
+        carried = sum(bucket.retry_after_503 for bucket in buckets)
+        if not n503:
+            return Measurement(None, "no 503 responses in the window")
+        return Measurement(carried / n503, f"{carried} of {n503} 503 responses had Retry-After")
+    if isinstance(metric, RetryAmplification):
+        attempts = sum(bucket.attempts for bucket in buckets)
+        done = sum(bucket.done for bucket in buckets)
+        if not done:
+            return Measurement(None, "no logical request finished in the window")
+        return Measurement(attempts / done, f"{attempts} attempts for {done} logical requests")
+    raise TypeError(f"{metric} is not computed from buckets alone")
+
+
+def _counting(metric: Ratio | Count, counts: dict[int, int]) -> Measurement:
+    total = sum(counts.values())
+    if not total:
+        return Measurement(None, "no responses in the window")
+    where = metric.where
+    base = {code: n for code, n in counts.items() if _matches(where, code)}
+    matched = sum(n for code, n in base.items() if metric.predicate.matches(code))
+    among = sum(base.values())
+    scope = f"responses with {where}" if where is not None else "responses"
+    if isinstance(metric, Count):
+        return Measurement(matched, f"{matched} of {among} {scope} match {metric.predicate}")
+    if not among:
+        return Measurement(None, f"no {scope} in the window")
+    return Measurement(matched / among, f"{matched} of {among} {scope} match {metric.predicate}")
+
+
+def _matches(predicate: Predicate | None, code: int) -> bool:
+    return predicate is None or predicate.matches(code)
