@@ -15,6 +15,7 @@ from rich.console import Console
 
 from harness import __version__
 from harness.errors import BadInputError, HarnessError
+from harness.scenario import StackKind
 from harness.stack.config import TOXIPROXY_KINDS, LocalStackConfig, ToxiproxyKind, parse_env_pairs
 from harness.stack.local import LocalStack
 from harness.stack.ports import StackPorts
@@ -252,6 +253,163 @@ def rollback(state_dir: Path) -> int:
         click.echo(f"unreadable: {problem}")
     click.echo(result.summary)
     return EXIT_OK if result.clean else EXIT_INFRASTRUCTURE
+
+
+@cli.command("run", context_settings={"show_default": True})
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 512),
+    default=None,
+    show_default="the scenario's load.workers",
+    show_envvar=True,
+    help="Locust worker processes on this machine; 0 runs the load in one process.",
+)
+@click.option(
+    "--stack",
+    "stack_kind",
+    envvar="HARNESS_RUN_STACK",
+    type=click.Choice(["local", "compose", "external"]),
+    default=None,
+    show_default="the scenario's stack.kind",
+    show_envvar=True,
+    help="Where the system under test comes from.",
+)
+@click.option(
+    "--reports",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_envvar=True,
+    help="Where the run directory is created.",
+)
+@_state_dir_option
+@click.option(
+    "--remote-workers",
+    type=click.IntRange(0, 4096),
+    default=0,
+    show_envvar=True,
+    help="Workers on other machines (`harness worker --master HOST`) to wait for as well.",
+)
+@click.option(
+    "--master-bind",
+    default="127.0.0.1",
+    show_envvar=True,
+    help="Address the Locust master listens on for workers (another host's address for "
+    "remote workers).",
+)
+@click.option(
+    "--master-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default="any free port",
+    show_envvar=True,
+    help="Port the Locust master listens on for workers.",
+)
+@click.option(
+    "--worker-timeout",
+    type=click.FloatRange(min=1.0),
+    default=60.0,
+    show_envvar=True,
+    help="Seconds to wait for every worker to connect before giving up (exit 3).",
+)
+def run_command(
+    scenario: Path,
+    workers: int | None,
+    stack_kind: StackKind | None,
+    reports: Path,
+    state_dir: Path,
+    remote_workers: int,
+    master_bind: str,
+    master_port: int,
+    worker_timeout: float,
+) -> int:
+    """Run SCENARIO: bring the stack up, drive the load through its phases, inject its faults,
+    record every request, revert every fault however the run ends, and judge it.
+
+    A live progress line goes to stderr every second; the run directory is printed at the end.
+    Exit 0 when the run completed (and every SLO held), 2 for a bad scenario, 3 when the stack or
+    the load generator failed, 130 when interrupted (after every fault was reverted).
+    """
+    from harness.engine import RunRequest, run
+
+    outcome = run(
+        RunRequest(
+            scenario=scenario,
+            workers=workers,
+            stack=stack_kind,
+            reports=reports,
+            state_dir=state_dir,
+            remote_workers=remote_workers,
+            master_bind=master_bind,
+            master_port=master_port,
+            worker_timeout_s=worker_timeout,
+        )
+    )
+    error = outcome.detail.get("error")
+    click.echo(f"run {outcome.status}: {outcome.run_dir.root}" + (f" ({error})" if error else ""))
+    return outcome.exit_code
+
+
+@cli.command(context_settings={"show_default": True})
+@click.option(
+    "--master",
+    "master_host",
+    required=True,
+    show_envvar=True,
+    help="Host of the Locust master (`harness run --master-bind ...`).",
+)
+@click.option(
+    "--master-port",
+    type=click.IntRange(1, 65535),
+    default=5557,
+    show_envvar=True,
+    help="Port of the Locust master.",
+)
+@click.option(
+    "--locustfile",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    show_default="asked from the master",
+    show_envvar=True,
+    help="The scenario's locustfile, when this machine has a copy.",
+)
+def worker(master_host: str, master_port: int, locustfile: Path | None) -> None:
+    """Run a Locust worker with the harness recorder for a remote `harness run` (scale-out).
+
+    It connects to the master, runs the users the master gives it, ships what it records, and
+    exits when the run ends. This process becomes the worker (same PID, signals and exit code).
+    """
+    from harness.engine import exec_worker
+    from harness.load.launch import WorkerArgs
+
+    exec_worker(WorkerArgs(master_host, master_port, locustfile))
+
+
+@cli.command("report", context_settings={"show_default": True})
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--step",
+    type=float,
+    default=1.0,
+    show_envvar=True,
+    help="Seconds per point of the plots (a multiple of 0.1).",
+)
+def report_command(run_dir: Path, step: float) -> int:
+    """Rebuild summary.json, junit.xml and report.html of RUN_DIR from what it recorded,
+    judging its SLOs again, and print the verdict.
+
+    Exits with the run's own exit code, so a CI can gate on a rebuilt report: 0 every SLO met,
+    1 one failed, 3 the run is incomplete (crashed), 4 aborted by a guard, 130 interrupted;
+    2 when RUN_DIR is not a run directory.
+    """
+    from harness.report import rebuild
+    from harness.report.terminal import show
+
+    report, paths = rebuild(run_dir, step=step)
+    show(report, _console())
+    for path in paths.all:
+        click.echo(f"wrote {path}")
+    return report.exit_code
 
 
 def _console() -> Console:

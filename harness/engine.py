@@ -1,0 +1,505 @@
+"""``harness run``: the orchestration, in the CLI's own process (no Locust, no gevent here).
+
+::
+
+    harness run (this module)                 python -m harness.load.master      (Locust master)
+    ─────────────────────────                 ───────────────────────────────
+    load + resolve the scenario               reads scenario.json, opens the run store (the one
+    stack up (or reuse a healthy one)         writer), listens for workers, writes master.json,
+    RunDir.create + scenario.json             runs the phases and the fault timeline, reverts
+    spawn the master ───────────────────────► every fault on its way out, records how it ended
+    spawn N workers (once master.json says    python -m harness.load.worker, N times
+      where it listens) ────────────────────► record every request, ship buckets every second
+    forward SIGINT / SIGTERM to the master
+    wait for the master; stop the workers
+    master died without recording an end?
+      roll back pending faults, record the run as crashed (or interrupted)
+    judge(run dir) -> exit code
+
+The Locust processes run in their own sessions, so a Ctrl-C at the terminal reaches this process
+only, which forwards it to the master: the master stops the load and reverts the faults itself,
+and stops the workers. Every child is stopped (by PID) before :func:`run` returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final, NoReturn
+
+from harness.errors import BadInputError, HarnessError, InfrastructureError, StackError
+from harness.load.launch import SCENARIO_FILE, MasterArgs, WorkerArgs, read_master_file
+from harness.rundir import RunDir, RunStatus, RunWriter
+from harness.scenario import Scenario, StackKind, load_scenario
+from harness.stack.base import StackInfo
+from harness.stack.config import LocalStackConfig
+from harness.stack.local import LocalStack
+from harness.stack.state import DEFAULT_STATE_DIR, StateDir
+
+__all__ = ["RunOutcome", "RunRequest", "exec_worker", "judge", "run"]
+
+EXIT_OK: Final = 0
+EXIT_BAD_INPUT: Final = 2
+EXIT_INFRASTRUCTURE: Final = 3
+EXIT_INTERRUPTED: Final = 130
+
+MASTER_START_TIMEOUT_S: Final = 60.0  # importing Locust and the locustfile, opening the store
+# Past the phases: waiting for workers, stopping, reverting faults, flushing. After a forwarded
+# signal the master gets this long to stop before it is killed (and its faults rolled back here).
+MASTER_STOP_GRACE_S: Final = 90.0
+MASTER_OVERRUN_S: Final = 120.0
+WORKER_EXIT_WAIT_S: Final = 10.0
+TERM_GRACE_S: Final = 5.0
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What ``harness run`` was asked: the scenario file, and the flags that override it."""
+
+    scenario: Path
+    workers: int | None = None
+    stack: StackKind | None = None
+    reports: Path = Path("reports")
+    state_dir: Path = DEFAULT_STATE_DIR
+    remote_workers: int = 0
+    master_bind: str = "127.0.0.1"
+    master_port: int = 0
+    worker_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_dir: RunDir
+    status: RunStatus
+    exit_code: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def judge(run_dir: RunDir) -> int:
+    """The verdict of a completed run as an exit code: 0 every SLO met, 1 one failed.
+
+    The seam for ``harness.verdict`` (a later issue): until it exists every completed run passes.
+    """
+    return EXIT_OK
+
+
+def run(request: RunRequest, *, say: Callable[[str], None] | None = None) -> RunOutcome:
+    """Run a scenario from start to verdict. Raises :class:`BadInputError` (bad scenario or
+    flags), :class:`InfrastructureError` (the stack would not start) or ``KeyboardInterrupt``
+    (interrupted before the run directory existed); anything later is in the outcome."""
+    tell = say or _stderr
+    scenario = resolve_scenario(request)
+    check_faults_supported(scenario)
+    if scenario.guards:
+        tell(f"note: {len(scenario.guards)} guard(s) are not enforced yet by this harness")
+    if scenario.slos:
+        tell(f"note: {len(scenario.slos)} SLO(s) are not judged yet by this harness")
+    with _Signals() as signals:
+        info = bring_up_stack(scenario, request.state_dir, tell)
+        entry_url = scenario.stack.entry_url or info.entry_url
+        run_dir = RunDir.create(request.reports, scenario.name)
+        tell(f"run directory: {run_dir.root}")
+        local_workers = scenario.load.workers
+        master_args = MasterArgs(
+            run_dir=run_dir.root.absolute(),
+            host=entry_url,
+            stack_kind=scenario.stack.kind,
+            state_dir=request.state_dir.absolute() if scenario.stack.kind == "local" else None,
+            toxiproxy_url=scenario.stack.toxiproxy_url or "",
+            workers=local_workers + request.remote_workers,
+            bind_host=request.master_bind,
+            bind_port=request.master_port,
+            worker_timeout_s=request.worker_timeout_s,
+        )
+        deadline = (
+            time.monotonic()
+            + MASTER_START_TIMEOUT_S
+            + request.worker_timeout_s
+            + scenario.total_duration
+            + MASTER_OVERRUN_S
+        )
+        with _Children() as children:
+            master: subprocess.Popen[bytes] | None = None
+            try:
+                _write_json(run_dir.root / SCENARIO_FILE, scenario.to_dict())
+                master = children.start(master_args.argv())
+                signals.forward_to(master, ready=lambda: read_master_file(run_dir.root) is not None)
+                if local_workers:
+                    port = _wait_for_master_port(run_dir, master, signals)
+                    for _ in range(local_workers):
+                        worker = WorkerArgs("127.0.0.1", port, scenario.load.locustfile)
+                        children.start(worker.argv())
+                master_rc = _wait_for_master(master, deadline, signals, tell)
+            except _MasterGone as gone:
+                master_rc = gone.returncode
+            except KeyboardInterrupt:
+                # Before the master could take the signal itself: SIGTERM is the same graceful
+                # stop (it reverts its faults), and the workers follow it.
+                signals.received.append(signal.SIGINT)
+                master_rc = _stop_master(master)
+            except (HarnessError, OSError) as exc:
+                tell(str(exc))
+                master_rc = _stop_master(master)
+        return _settle(
+            run_dir,
+            master_rc,
+            interrupted=bool(signals.received),
+            state_dir=request.state_dir if scenario.stack.kind == "local" else None,
+            tell=tell,
+        )
+
+
+def resolve_scenario(request: RunRequest) -> Scenario:
+    """The scenario file with the command line's overrides applied, validated again."""
+    scenario = load_scenario(request.scenario)
+    data = scenario.to_dict()
+    if request.workers is not None:
+        data["load"]["workers"] = request.workers
+    if request.stack is not None:
+        data["stack"]["kind"] = request.stack
+    if data == scenario.to_dict():
+        return scenario
+    return Scenario.from_dict(data)
+
+
+def check_faults_supported(scenario: Scenario) -> None:
+    """Refuse faults this harness cannot inject, before anything starts: running the load
+    without them would pass a test that never happened."""
+    if scenario.faults and scenario.stack.kind != "local":
+        raise BadInputError(
+            f"scenario {scenario.name!r}: faults need a stack the harness runs (local) so far, "
+            f"not {scenario.stack.kind}"
+        )
+
+
+def bring_up_stack(scenario: Scenario, state_dir: Path, tell: Callable[[str], None]) -> StackInfo:
+    """The stack the scenario runs against: a healthy local stack already up is reused; else one
+    is started (and left up for the next run). External stacks are taken as they are."""
+    kind = scenario.stack.kind
+    if kind == "external":
+        assert scenario.stack.entry_url is not None  # the scenario model requires it
+        return StackInfo(
+            entry_url=scenario.stack.entry_url,
+            toxiproxy_url=scenario.stack.toxiproxy_url or "",
+            services=(),
+            instances=(),
+            proxies=(),
+            admin_token="",
+        )
+    if kind != "local":
+        raise InfrastructureError(
+            f"stack kind {kind!r} is not available in this harness yet; use --stack local"
+        )
+    env = dict(scenario.stack.env)
+    stack = LocalStack(state_dir, LocalStackConfig(app_env=tuple(env.items())))
+    # Faults an earlier run left in force (a crash, a failed revert) would skew this one.
+    if not rollback_faults(stack.state_dir, tell):
+        raise StackError(
+            f"faults of an earlier run are still in force on the stack in {stack.state_dir}; "
+            "run `harness rollback` once the cause is fixed"
+        )
+    if stack.status().healthy:
+        state = StateDir(stack.state_dir).load()
+        running = dict(state.config.app_env) if state is not None else {}
+        differing = {k: v for k, v in env.items() if running.get(k) != v}
+        if differing:
+            raise StackError(
+                f"the stack up in {stack.state_dir} runs the shop without "
+                f"{', '.join(f'{k}={v}' for k, v in sorted(differing.items()))}, which the "
+                "scenario asks for; run `harness down` first"
+            )
+        tell(f"using the local stack already up in {stack.state_dir}")
+        return stack.info()
+    tell(f"starting the local stack in {stack.state_dir} ...")
+    started = time.monotonic()
+    info = stack.up()
+    tell(
+        f"stack up in {time.monotonic() - started:.1f}s; it stays up for the next run "
+        "(`harness down` stops it)"
+    )
+    return info
+
+
+def exec_worker(args: WorkerArgs) -> NoReturn:
+    """Become a Locust worker (``harness worker``): this process is replaced, so signals and the
+    exit code are the worker's own."""
+    argv = args.argv()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)  # noqa: S606  # no shell: the argv is ours
+
+
+# --- the children -------------------------------------------------------------------------------
+
+
+class _Children:
+    """The Locust processes of a run, each in its own session; all stopped on the way out."""
+
+    def __init__(self) -> None:
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> _Children:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
+
+    def start(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            # Its own session: a terminal's Ctrl-C reaches `harness run` only, which forwards it
+            # to the master; the workers are told to stop by the master.
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        """Wait a little for the children to leave by themselves, then SIGTERM, then SIGKILL."""
+        alive = [p for p in self.processes if p.poll() is None]
+        _wait_all(alive, WORKER_EXIT_WAIT_S)
+        for process in alive:
+            if process.poll() is None:
+                _signal(process, signal.SIGTERM)
+        _wait_all(alive, TERM_GRACE_S)
+        for process in alive:
+            if process.poll() is None:
+                _signal(process, signal.SIGKILL)
+                process.wait()
+
+
+def _wait_all(processes: list[subprocess.Popen[bytes]], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signum)
+
+
+def _wait_for_master_port(
+    run_dir: RunDir, master: subprocess.Popen[bytes], signals: _Signals
+) -> int:
+    deadline = time.monotonic() + MASTER_START_TIMEOUT_S
+    while True:
+        info = read_master_file(run_dir.root)
+        if info is not None and isinstance(info.get("port"), int):
+            port: int = info["port"]
+            return port
+        if master.poll() is not None:
+            raise _MasterGone(master.returncode)
+        signals.deliver_held()
+        if time.monotonic() > deadline:
+            raise InfrastructureError(
+                f"the Locust master did not listen within {MASTER_START_TIMEOUT_S:g}s"
+            )
+        time.sleep(0.02)
+
+
+class _MasterGone(Exception):
+    """The master exited before it said where it listens (its exit code tells why)."""
+
+    def __init__(self, returncode: int) -> None:
+        super().__init__(returncode)
+        self.returncode = returncode
+
+
+def _wait_for_master(
+    master: subprocess.Popen[bytes],
+    deadline: float,
+    signals: _Signals,
+    tell: Callable[[str], None],
+) -> int | None:
+    """The master's exit code; None when it had to be killed."""
+    while True:
+        try:
+            return master.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            pass
+        signals.deliver_held()
+        now = time.monotonic()
+        if signals.received and signals.first_at is not None:
+            if now - signals.first_at > MASTER_STOP_GRACE_S:
+                tell("the Locust master did not stop in time after the signal; killing it")
+                _signal(master, signal.SIGKILL)
+                master.wait()
+                return None
+        elif now > deadline:
+            tell("the Locust master overran the scenario's time; stopping it")
+            signals.escalate(master)
+
+
+def _stop_master(master: subprocess.Popen[bytes] | None) -> int | None:
+    """SIGTERM (a graceful stop), then SIGKILL after the grace; its exit code, None if killed."""
+    if master is None:
+        return None
+    if master.poll() is None:
+        _signal(master, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return master.wait(timeout=MASTER_STOP_GRACE_S)
+        _signal(master, signal.SIGKILL)
+        master.wait()
+        return None
+    return master.returncode
+
+
+# --- how the run ended ---------------------------------------------------------------------------
+
+
+def _settle(
+    run_dir: RunDir,
+    master_rc: int | None,
+    *,
+    interrupted: bool,
+    state_dir: Path | None,
+    tell: Callable[[str], None],
+) -> RunOutcome:
+    status = run_dir.status
+    # "running" in the store: no one recorded an end (the store's status says crashed then).
+    ended = run_dir.meta.get("status") != RunStatus.RUNNING.value
+    # The master is gone, so the store's writer lock is free: what is done here is recorded too.
+    writer = run_dir.writer()
+    try:
+        # The master reverts its faults on every way out it lives through; a killed one, or one
+        # whose reverts failed, leaves them in the journal: roll back from here, as
+        # `harness rollback` would, with each step an event of this run.
+        clean = state_dir is None or rollback_faults(state_dir, tell, on_event=writer)
+        if ended:
+            ends = [e for e in run_dir.events() if e.kind == "run_end"]
+            detail = dict(ends[-1].detail) if ends else {}
+        else:
+            detail = {"error": f"the Locust master exited ({_exit_text(master_rc)}) mid-run"}
+            status = RunStatus.INTERRUPTED if interrupted else RunStatus.CRASHED
+            writer.finish(status, detail=detail)
+    finally:
+        writer.close()
+    if not clean:
+        detail["error"] = "faults are still in force: fix the cause, then run `harness rollback`"
+        code = EXIT_INFRASTRUCTURE
+    elif status is RunStatus.COMPLETED:
+        code = judge(run_dir)
+    elif status is RunStatus.INTERRUPTED:
+        code = EXIT_INTERRUPTED
+    elif master_rc == EXIT_BAD_INPUT:
+        code = EXIT_BAD_INPUT
+    else:
+        code = EXIT_INFRASTRUCTURE
+    return RunOutcome(run_dir, status, code, detail)
+
+
+def rollback_faults(
+    state_dir: Path, tell: Callable[[str], None], *, on_event: RunWriter | None = None
+) -> bool:
+    """Revert whatever the stack's fault journal says may still be in force; True when nothing
+    is left (also when there was nothing to do). ``on_event``: a run store to record it in."""
+    from harness.faults import Journal, roll_back, run_store_listener
+
+    listener = run_store_listener(on_event) if on_event is not None else None
+    journal = Journal.in_state_dir(state_dir, on_event=listener)
+    try:
+        if not journal.pending():
+            return True
+        tell("rolling back the faults the run left in force")
+        result = roll_back(journal, on_outcome=lambda outcome: tell(outcome.line))
+    except HarnessError as exc:
+        tell(f"rollback failed: {exc}")
+        return False
+    tell(result.summary)
+    return result.clean
+
+
+def _exit_text(rc: int | None) -> str:
+    if rc is None:
+        return "killed by the harness"
+    if rc < 0:
+        return f"signal {-rc}"
+    return f"exit code {rc}"
+
+
+# --- signals ------------------------------------------------------------------------------------
+
+
+class _Signals:
+    """SIGINT and SIGTERM while a run goes. Until the master process exists they interrupt this
+    process (KeyboardInterrupt, as Ctrl-C does). Then they are forwarded to it, the same signal,
+    once it is ready for them (``ready()``: it has installed its handlers); until then they are
+    held, so a stop asked for while it is still starting is not lost, nor a traceback. Once it
+    has exited they are only noted: the cleanup must not be cut short."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.first_at: float | None = None
+        self._master: subprocess.Popen[Any] | None = None
+        self._ready: Callable[[], bool] = lambda: True
+        self._held: list[int] = []
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def forward_to(
+        self, master: subprocess.Popen[Any], ready: Callable[[], bool] = lambda: True
+    ) -> None:
+        self._master = master
+        self._ready = ready
+
+    def deliver_held(self) -> None:
+        """Forward the signals held while the master was starting, if it is ready now."""
+        master = self._master
+        if self._held and master is not None and self._ready():
+            held, self._held = self._held, []
+            for signum in held:
+                _signal(master, signum)
+
+    def escalate(self, master: subprocess.Popen[Any]) -> None:
+        """Stop an overrunning master as if interrupted (it reverts its faults)."""
+        _signal(master, signal.SIGTERM)
+        self._note(signal.SIGTERM)
+
+    def _note(self, signum: int) -> None:
+        self.received.append(signum)
+        if self.first_at is None:
+            self.first_at = time.monotonic()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        master = self._master
+        if master is None:
+            raise KeyboardInterrupt
+        self._note(signum)
+        if master.poll() is not None:
+            return
+        if self._ready():
+            _signal(master, signum)
+        else:
+            self._held.append(signum)
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _stderr(line: str) -> None:
+    print(f"harness: {line}", file=sys.stderr, flush=True)

@@ -1,0 +1,160 @@
+"""How the CLI starts the Locust processes, and what they leave for it in the run directory.
+
+Pure Python, imported on both sides: by :mod:`harness.engine` (the CLI process, no gevent) to
+build the command lines, and by :mod:`harness.load.master` / :mod:`harness.load.worker` (inside
+Locust) to parse them. One definition of each flag keeps the two sides in step.
+
+Files in the run directory besides the store::
+
+    scenario.json   the resolved scenario (Scenario.to_dict()), written by the CLI before the
+                    master starts; the master reads it and copies it into the store's meta
+    master.json     {"pid", "host", "port"}: written by the master once it listens for workers
+                    (port null for a single-process run), so the CLI can point workers at it
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = [
+    "DEFAULT_MASTER_PORT",
+    "MASTER_FILE",
+    "SCENARIO_FILE",
+    "MasterArgs",
+    "WorkerArgs",
+    "read_master_file",
+    "write_master_file",
+]
+
+SCENARIO_FILE: Final = "scenario.json"
+MASTER_FILE: Final = "master.json"
+DEFAULT_MASTER_PORT: Final = 5557  # Locust's own default, for workers on other machines
+
+
+@dataclass(frozen=True)
+class MasterArgs:
+    """The master's command line: ``python -m harness.load.master ...``."""
+
+    run_dir: Path
+    host: str
+    stack_kind: str = "local"
+    state_dir: Path | None = None
+    toxiproxy_url: str = ""
+    workers: int = 0
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 0
+    worker_timeout_s: float = 60.0
+
+    def argv(self) -> list[str]:
+        out = [
+            sys.executable,
+            "-m",
+            "harness.load.master",
+            "--run-dir",
+            str(self.run_dir),
+            "--host",
+            self.host,
+            "--stack-kind",
+            self.stack_kind,
+            "--workers",
+            str(self.workers),
+            "--bind-host",
+            self.bind_host,
+            "--bind-port",
+            str(self.bind_port),
+            "--worker-timeout",
+            repr(self.worker_timeout_s),
+        ]
+        if self.state_dir is not None:
+            out += ["--state-dir", str(self.state_dir)]
+        if self.toxiproxy_url:
+            out += ["--toxiproxy-url", self.toxiproxy_url]
+        return out
+
+    @classmethod
+    def parse(cls, argv: Sequence[str] | None = None) -> MasterArgs:
+        parser = argparse.ArgumentParser(
+            prog="python -m harness.load.master",
+            description="The Locust master of one harness run (started by `harness run`).",
+        )
+        parser.add_argument("--run-dir", type=Path, required=True)
+        parser.add_argument("--host", required=True, help="the entry URL load is sent to")
+        parser.add_argument("--stack-kind", default="local")
+        parser.add_argument("--state-dir", type=Path, default=None)
+        parser.add_argument("--toxiproxy-url", default="")
+        parser.add_argument("--workers", type=int, default=0, help="0: no workers, run locally")
+        parser.add_argument("--bind-host", default="127.0.0.1")
+        parser.add_argument("--bind-port", type=int, default=0, help="0: any free port")
+        parser.add_argument("--worker-timeout", type=float, default=60.0)
+        ns = parser.parse_args(argv)
+        return cls(
+            run_dir=ns.run_dir,
+            host=ns.host,
+            stack_kind=ns.stack_kind,
+            state_dir=ns.state_dir,
+            toxiproxy_url=ns.toxiproxy_url,
+            workers=ns.workers,
+            bind_host=ns.bind_host,
+            bind_port=ns.bind_port,
+            worker_timeout_s=ns.worker_timeout,
+        )
+
+
+@dataclass(frozen=True)
+class WorkerArgs:
+    """A worker's command line: ``python -m harness.load.worker ...``. Without a locustfile the
+    worker asks the master for its copy (a worker on another machine)."""
+
+    master_host: str
+    master_port: int = DEFAULT_MASTER_PORT
+    locustfile: Path | None = None
+
+    def argv(self) -> list[str]:
+        out = [
+            sys.executable,
+            "-m",
+            "harness.load.worker",
+            "--master-host",
+            self.master_host,
+            "--master-port",
+            str(self.master_port),
+        ]
+        if self.locustfile is not None:
+            out += ["--locustfile", str(self.locustfile)]
+        return out
+
+    @classmethod
+    def parse(cls, argv: Sequence[str] | None = None) -> WorkerArgs:
+        parser = argparse.ArgumentParser(
+            prog="python -m harness.load.worker",
+            description="A Locust worker with the harness recorder (see `harness worker`).",
+        )
+        parser.add_argument("--master-host", required=True)
+        parser.add_argument("--master-port", type=int, default=DEFAULT_MASTER_PORT)
+        parser.add_argument("--locustfile", type=Path, default=None)
+        ns = parser.parse_args(argv)
+        return cls(ns.master_host, ns.master_port, ns.locustfile)
+
+
+def write_master_file(run_dir: Path, *, host: str, port: int | None) -> None:
+    """Say where the master listens; atomically, so a reader never sees half of it."""
+    path = run_dir / MASTER_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "host": host, "port": port}))
+    os.replace(tmp, path)
+
+
+def read_master_file(run_dir: Path) -> dict[str, Any] | None:
+    """What the master wrote, or None before it has."""
+    try:
+        data = json.loads((run_dir / MASTER_FILE).read_text())
+    except FileNotFoundError:
+        return None
+    return data if isinstance(data, dict) else None

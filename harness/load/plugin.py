@@ -1,0 +1,496 @@
+"""The harness inside Locust: the phase shape, the recorder on every worker, and the master's
+side (run store, phase events, fault timeline, progress line).
+
+Imported only inside Locust processes (:mod:`harness.load.master`, :mod:`harness.load.worker`):
+importing it imports Locust, which monkey-patches the process with gevent.
+
+Who does what::
+
+    worker (or the local runner)              master (or the local runner)
+    ────────────────────────────              ────────────────────────────
+    events.request ─► RequestRecorder         PhaseShape.tick(): users per phase, None at the end
+    every second, and once on test_stop:      "harness_buckets" ─► Collector ─► run store
+      runner.send_message("harness_buckets")─► phase clock (50 ms): phase_start / phase_end
+                                              fault ticker (50 ms): timeline.tick()
+                                              progress (1 s): one line on stderr
+                                              test_stop, quitting, the end: timeline.revert_all()
+
+The pieces with logic (:mod:`~harness.load.plan`, :mod:`~harness.load.recording`,
+:mod:`~harness.load.collector`) are pure Python and unit-tested; this module only wires them to
+Locust's events, messages and greenlets.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+import gevent  # type: ignore[import-untyped]  # gevent ships no type information
+from gevent.event import Event  # type: ignore[import-untyped]
+from locust import LoadTestShape
+from locust.env import Environment
+from locust.runners import (
+    STATE_CLEANUP,
+    STATE_STOPPED,
+    STATE_STOPPING,
+    MasterRunner,
+    WorkerRunner,
+)
+
+from harness.errors import HarnessError, InfrastructureError
+from harness.load.collector import Collector
+from harness.load.plan import PhaseMark, PhaseMarks, PhasePlan
+from harness.load.progress import fault_names, progress_line
+from harness.load.recording import MESSAGE_TYPE, RequestRecorder, Shipment
+from harness.rundir import EventKind, RunStatus, RunWriter
+
+__all__ = [
+    "MasterPlugin",
+    "NoFaults",
+    "PhaseShape",
+    "RunResult",
+    "Timeline",
+    "WorkerPlugin",
+]
+
+logger = logging.getLogger("harness.load")
+
+SHIP_INTERVAL_S = 1.0
+TIMELINE_TICK_S = 0.05
+PROGRESS_INTERVAL_S = 1.0
+# Locust's shape loop asks for a tick about once a second; a boundary closer than this is waited
+# for inside tick(), so a phase's users are asked for on time rather than up to a second late.
+_SHAPE_LOOKAHEAD_S = 1.0
+STOP_GRACE_S = 15.0  # for the workers to stop their users and send their final shipment
+FINAL_FLUSH_WAIT_S = 5.0
+TICKER_STOP_WAIT_S = 30.0  # a fault's inject() in progress when the run ends may take this long
+
+
+class Timeline(Protocol):
+    """The fault timeline as the master drives it (``harness.faults.FaultTimeline``)."""
+
+    def start(self, t0: float) -> None: ...
+
+    def tick(self) -> None: ...
+
+    def revert_all(self) -> Sequence[object]:
+        """Revert what may be in force; what could not be reverted (it stays journaled)."""
+        ...
+
+    def active(self) -> Sequence[object]: ...
+
+
+class NoFaults:
+    """The timeline of a scenario without faults."""
+
+    def start(self, t0: float) -> None:
+        pass
+
+    def tick(self) -> None:
+        pass
+
+    def revert_all(self) -> Sequence[object]:
+        return ()
+
+    def active(self) -> Sequence[object]:
+        return ()
+
+
+class PhaseShape(LoadTestShape):
+    """The scenario's phases as a Locust shape, on the run's clock (unix time from ``begin``)."""
+
+    def __init__(
+        self,
+        plan: PhasePlan,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], object] = gevent.sleep,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Locust leaves it unannotated
+        self._plan = plan
+        self._clock = clock
+        self._sleep = sleep
+        self._t0: float | None = None
+        self.finished = False
+
+    def begin(self, t0: float) -> None:
+        self._t0 = t0
+
+    def reset_time(self) -> None:
+        """Locust resets the shape's clock whenever a test starts; ours is the run's, set once."""
+
+    def get_run_time(self) -> float:
+        if self._t0 is None:
+            raise RuntimeError("PhaseShape.begin() was not called")
+        return self._clock() - self._t0
+
+    def tick(self) -> tuple[int, float] | None:
+        elapsed = self.get_run_time()
+        boundary = self._plan.next_boundary(elapsed)
+        if boundary is not None and boundary - elapsed < _SHAPE_LOOKAHEAD_S:
+            self._sleep(boundary - elapsed)
+            # Once more round the loop first: the phase clock, due at the same moment, writes
+            # its marks before this greenlet starts (or stops) users, which may take a while.
+            self._sleep(0)
+            elapsed = max(self.get_run_time(), boundary)
+        target = self._plan.target(elapsed)
+        if target is None:
+            self.finished = True
+        return target
+
+
+class WorkerPlugin:
+    """The recorder on a worker (or the local runner): every request recorded, shipped to the
+    master every second and once more, in full, when the worker's users have stopped."""
+
+    def __init__(
+        self, environment: Environment, *, recorder: RequestRecorder | None = None
+    ) -> None:
+        self.environment = environment
+        self.recorder = recorder if recorder is not None else RequestRecorder()
+        self._unsent: list[Shipment] = []
+        self._final_sent = False
+        self._greenlet: Any = None
+
+    def install(self) -> None:
+        events: Any = self.environment.events  # Locust's EventHook methods are unannotated
+        events.request.add_listener(self.recorder.on_request)
+        events.test_start.add_listener(self._on_test_start)
+        events.test_stop.add_listener(self._on_test_stop)
+        self._greenlet = gevent.spawn(self._ship_every_second)
+
+    def close(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True)
+            self._greenlet = None
+
+    def _on_test_start(self, environment: Environment, **_: object) -> None:
+        runner = environment.runner
+        if isinstance(runner, WorkerRunner):
+            # The master's index is unique among the workers it has; the logical ids of retried
+            # requests carry it, so they are unique across the run.
+            self.recorder.tag = f"w{runner.worker_index}"
+
+    def _on_test_stop(self, environment: Environment, **_: object) -> None:
+        # The users are stopped (test_stop fires after stop_users): nothing more is recorded.
+        self.ship(final=True)
+
+    def _ship_every_second(self) -> None:
+        while not (self._final_sent and not self._unsent):
+            gevent.sleep(SHIP_INTERVAL_S)
+            self.ship(final=False)
+
+    def ship(self, *, final: bool) -> None:
+        """Send what the recorder holds, and anything a failed send left behind. After the final
+        shipment only the leftovers are sent (the loop keeps trying them)."""
+        if not self._final_sent:
+            shipment = self.recorder.shipment(final=final)
+            if shipment is not None:
+                self._unsent.append(shipment)
+            self._final_sent = final
+        runner = self.environment.runner
+        while self._unsent and runner is not None:
+            try:
+                runner.send_message(MESSAGE_TYPE, self._unsent[0])
+            except Exception:  # Locust's RPC errors, or the local master's store refusing it
+                logger.exception("sending buckets to the master failed; will retry")
+                return
+            self._unsent.pop(0)
+
+
+@dataclass
+class RunResult:
+    """How the master's run ended; ``error`` is the harness error that ended it, if one did."""
+
+    status: RunStatus
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: HarnessError | None = None
+
+
+class MasterPlugin:
+    """The master's side of a run. :meth:`run` drives it from start to finish and returns how it
+    ended; the caller records that with ``writer.finish``."""
+
+    def __init__(
+        self,
+        environment: Environment,
+        *,
+        writer: RunWriter,
+        plan: PhasePlan,
+        shape: PhaseShape,
+        timeline: Timeline,
+        expected_workers: int,
+        worker_timeout_s: float = 60.0,
+        progress: IO[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.environment = environment
+        self.writer = writer
+        self.plan = plan
+        self.shape = shape
+        self.timeline = timeline
+        self.collector = Collector(writer)
+        self.expected_workers = expected_workers
+        self.worker_timeout_s = worker_timeout_s
+        self.progress = progress if progress is not None else sys.stderr
+        self.clock = clock
+        self.marks = PhaseMarks(plan)
+        self.t0: float | None = None
+        self.interrupted_by: int | None = None
+        self._done = Event()
+        self._ticking = True
+        self._nodes: set[str] = set()
+        self._store_errors: list[str] = []
+        self._revert_errors: list[str] = []
+        self._greenlets: list[Any] = []
+        self._last_active: list[str] = []
+
+    # --- wiring ---------------------------------------------------------------------------------
+
+    def install(self) -> None:
+        runner = self.environment.runner
+        assert runner is not None, "create the runner before installing the plugin"
+        runner.register_message(MESSAGE_TYPE, self._on_shipment)
+        events: Any = self.environment.events
+        # Belt and braces: run() reverts on its way out; these cover a runner stopped otherwise.
+        events.test_stop.add_listener(self._revert_on_event)
+        events.quitting.add_listener(self._revert_on_event)
+
+    def interrupt(self, signum: int) -> None:
+        """SIGINT / SIGTERM: stop the run now (faults reverted first)."""
+        if self.interrupted_by is None:
+            self.interrupted_by = signum
+            logger.warning("signal %d: stopping the run, reverting faults", signum)
+        self._done.set()
+
+    def _on_shipment(self, environment: Environment, msg: Any, **_: object) -> None:
+        try:
+            self.collector.receive(str(msg.node_id), msg.data)
+        except HarnessError as exc:
+            if not self._store_errors:
+                logger.error("recording a shipment failed: %s", exc)
+            self._store_errors.append(str(exc))
+
+    def _revert_on_event(self, **_: object) -> None:
+        self._revert()
+
+    def _revert(self) -> None:
+        try:
+            failures = self.timeline.revert_all()
+        except Exception as exc:  # reported in the run's end; the CLI's rollback tries again
+            logger.exception("reverting the faults failed")
+            self._revert_errors = [f"{type(exc).__name__}: {exc}"]
+            return
+        # Each call retries what is left: the last one says what is still in force.
+        self._revert_errors = [str(failure) for failure in failures]
+        for failure in failures:
+            logger.error("could not revert a fault: %s", failure)
+
+    # --- the run ----------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        """Wait for the workers, run the phases, stop; faults reverted on every way out."""
+        error: HarnessError | None = None
+        try:
+            if self._wait_for_workers():
+                self._run_phases()
+        except HarnessError as exc:
+            error = exc
+        finally:
+            # Whatever happened above (an exception included), faults are reverted first.
+            self._stop_fault_ticker()
+            self._revert()
+        result = self._finish()
+        if error is not None:
+            result.status = RunStatus.CRASHED
+            result.detail["error"] = str(error)
+            result.error = error
+        return result
+
+    def _run_phases(self) -> None:
+        runner = self.environment.runner
+        assert runner is not None
+        self.t0 = t0 = self.clock()
+        self.writer.set_meta("load_started_at", t0)
+        self.shape.begin(t0)
+        self.timeline.start(t0)
+        self._write_marks(self.marks.due(0.0))
+        self._greenlets = [
+            gevent.spawn(self._phase_clock),
+            gevent.spawn(self._fault_ticker),
+            gevent.spawn(self._progress_loop),
+        ]
+        runner.start_shape()
+        shape_greenlet = runner.shape_greenlet
+        if shape_greenlet is not None:
+            gevent.spawn(self._set_when_done, shape_greenlet)
+        self._done.wait()
+
+    def _set_when_done(self, greenlet: Any) -> None:
+        greenlet.join()
+        self._done.set()
+
+    def _wait_for_workers(self) -> bool:
+        runner = self.environment.runner
+        if not isinstance(runner, MasterRunner):
+            self._nodes = {"local"}
+            return True
+        deadline = self.clock() + self.worker_timeout_s
+        said = -1
+        while not self._done.is_set():
+            ready = list(runner.clients.ready)
+            if len(ready) >= self.expected_workers:
+                self._nodes = {str(node.id) for node in ready}
+                return True
+            if len(ready) != said:
+                said = len(ready)
+                self._say(f"waiting for Locust workers: {said}/{self.expected_workers} connected")
+            if self.clock() > deadline:
+                raise InfrastructureError(
+                    f"only {said} of {self.expected_workers} Locust workers connected within "
+                    f"{self.worker_timeout_s:g}s"
+                )
+            gevent.sleep(0.05)
+        return False
+
+    def _phase_clock(self) -> None:
+        """Write each phase mark when its time comes: sleep until the next one, not a poll."""
+        assert self.t0 is not None
+        while (planned := self.marks.next_planned) is not None:
+            wait = planned - (self.clock() - self.t0)
+            if wait > 0:
+                gevent.sleep(min(wait, 1.0))
+                continue
+            self._write_marks(self.marks.due(self.clock() - self.t0))
+
+    def _fault_ticker(self) -> None:
+        while self._ticking:
+            try:
+                self.timeline.tick()
+            except Exception:
+                # The timeline reports a fault that failed as an event; an error escaping it is
+                # a bug, which must not stop the ticking (and so the reverts) of the other faults.
+                logger.exception("fault timeline tick failed")
+            gevent.sleep(TIMELINE_TICK_S)
+
+    def _stop_fault_ticker(self) -> None:
+        """Let an inject() in progress finish (so it is journaled whole), then stop ticking."""
+        self._ticking = False
+        if self._greenlets:
+            ticker = self._greenlets[1]
+            ticker.join(timeout=TICKER_STOP_WAIT_S)
+            ticker.kill(block=True)
+
+    def _progress_loop(self) -> None:
+        assert self.t0 is not None
+        while True:
+            gevent.sleep(PROGRESS_INTERVAL_S)
+            now = self.clock()
+            self._say(self._progress(now))
+
+    def _progress(self, now: float) -> str:
+        assert self.t0 is not None
+        elapsed = now - self.t0
+        runner = self.environment.runner
+        return progress_line(
+            elapsed=elapsed,
+            total=self.plan.total,
+            phase=self.plan.at(elapsed),
+            phases=len(self.plan.phases),
+            users=runner.user_count if runner is not None else 0,
+            window=self.collector.window(now - 2.0),
+            faults=self._active_faults(),
+        )
+
+    def _active_faults(self) -> list[str]:
+        """The timeline's active faults, without waiting on a fault step in progress (it holds
+        the timeline's lock for as long as an instance takes to restart): then the last known."""
+        names = None
+        with gevent.Timeout(0.05, False):
+            names = fault_names(self.timeline.active())
+        if names is not None:
+            self._last_active = names
+        return self._last_active
+
+    def _say(self, line: str) -> None:
+        try:
+            self.progress.write(f"harness: {line}\n")
+            self.progress.flush()
+        except (OSError, ValueError):  # a closed stderr must not end the run
+            pass
+
+    def _write_marks(self, marks: list[PhaseMark]) -> None:
+        assert self.t0 is not None
+        now = self.clock()
+        for mark in marks:
+            kind = EventKind.PHASE_START if mark.kind == "start" else EventKind.PHASE_END
+            detail: dict[str, Any] = {
+                "index": mark.phase.index,
+                "planned": self.t0 + mark.planned,
+                "users": mark.phase.users,
+                "spawn_rate": mark.phase.spawn_rate,
+            }
+            if mark.cut_short:
+                detail["cut_short"] = True
+            # The time it was observed, not the planned one: a late master shows as late.
+            try:
+                self.writer.event(kind, mark.phase.name, detail, t=now)
+            except HarnessError as exc:
+                self._store_errors.append(str(exc))
+
+    # --- the end ----------------------------------------------------------------------------------
+
+    def _finish(self) -> RunResult:
+        runner = self.environment.runner
+        assert runner is not None
+        if runner.state not in (STATE_STOPPED, STATE_STOPPING, STATE_CLEANUP):
+            with gevent.Timeout(STOP_GRACE_S, False):
+                runner.stop()
+        self._wait_for_final_shipments()
+        for greenlet in self._greenlets:
+            greenlet.kill(block=True)
+        now = self.clock()
+        if self.t0 is not None:
+            self._write_marks(self.marks.close(now - self.t0))
+            attempts, errors = self.collector.attempts, self.collector.errors
+            self._say(
+                f"load over after {now - self.t0:.1f}s: {attempts} requests, "
+                f"err {100 * errors / attempts if attempts else 0.0:.1f}%"
+            )
+        runner.quit()
+        return self._result()
+
+    def _wait_for_final_shipments(self) -> None:
+        deadline = self.clock() + FINAL_FLUSH_WAIT_S
+        while not self._nodes <= set(self.collector.finals) and self.clock() < deadline:
+            gevent.sleep(0.05)
+
+    def _result(self) -> RunResult:
+        detail: dict[str, Any] = {
+            "attempts": self.collector.attempts,
+            "errors": self.collector.errors,
+        }
+        missing = sorted(self._nodes - set(self.collector.finals))
+        if missing:
+            detail["missing_final_shipments"] = missing
+        if self._store_errors:
+            detail["store_errors"] = self._store_errors[:10]
+        if self._revert_errors:
+            detail["revert_errors"] = self._revert_errors
+        if self.interrupted_by is not None:
+            detail["signal"] = self.interrupted_by
+            return RunResult(RunStatus.INTERRUPTED, detail)
+        if self.t0 is None:
+            detail["error"] = "the load never started"
+            return RunResult(RunStatus.CRASHED, detail)
+        if not self.shape.finished:
+            detail["error"] = "the load stopped before its last phase ended (every worker quit?)"
+            return RunResult(RunStatus.CRASHED, detail)
+        if self._store_errors or self._revert_errors:
+            detail["error"] = "recording or reverting failed during the run"
+            return RunResult(RunStatus.CRASHED, detail)
+        return RunResult(RunStatus.COMPLETED, detail)

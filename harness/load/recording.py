@@ -1,0 +1,191 @@
+"""The worker's side of the recorder: every request Locust reports goes into a
+:class:`~harness.load.buckets.BucketRecorder`, and what it holds is shipped to the master.
+
+Pure Python: the Locust glue (:mod:`harness.load.plugin`) only connects :meth:`RequestRecorder.
+on_request` to ``events.request`` and sends :meth:`RequestRecorder.shipment` as a message, so
+everything here is unit-tested without gevent.
+
+A request made through a retry-aware user (:mod:`harness.load.users`) carries an
+:class:`AttemptContext` in its request context under :data:`CONTEXT_KEY`: which logical request it
+belongs to, its attempt number, and whether it ends that logical request. Any other request (a
+plain ``FastHttpUser``, a custom client) is one attempt that ends its own logical request, a
+success when Locust reported no exception.
+
+The shipment (a Locust message's data, so msgpack: lists and str-keyed maps only)::
+
+    {"worker": "w0",                 # the worker's tag, also the prefix of its logical ids
+     "buckets": [SerializedBucket, ...],
+     "attempts": [[logical_id, attempt, t, status, latency, retry_after_followed], ...],
+     "dropped": 0,                   # attempt records the recorder's limit dropped
+     "final": false,                 # true once, when the worker stopped: nothing follows
+     "totals": {"requests": 812, "statuses": {"200": 800, "0": 12}}}
+                                     # cumulative over the worker's run, so the master can check
+                                     # that what it stored adds up to what the worker saw
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypedDict
+
+from harness.load.buckets import BucketRecorder, SerializedBucket
+from harness.load.retry import parse_retry_after
+
+__all__ = [
+    "CONTEXT_KEY",
+    "MESSAGE_TYPE",
+    "AttemptContext",
+    "RequestRecorder",
+    "Shipment",
+    "WorkerTotals",
+]
+
+MESSAGE_TYPE: Final = "harness_buckets"
+CONTEXT_KEY: Final = "harness_attempt"
+
+# Retry-After is read only where it means something to the verdict (503) or to a client (429):
+# looking up a header on every 200 would be paid by every request for nothing.
+_RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
+
+
+class AttemptContext:
+    """One attempt of a logical request, as the retry-aware user describes it to the recorder.
+
+    The user fills ``final`` and ``ok`` after it has seen the response and before Locust reports
+    the request (inside ``catch_response``), so the recorder knows whether a retry follows.
+    ``logical`` is unique within the worker process; the recorder prefixes the worker's tag.
+    """
+
+    __slots__ = ("attempt", "final", "logical", "ok")
+
+    def __init__(self, logical: int, attempt: int) -> None:
+        self.logical = logical
+        self.attempt = attempt
+        self.final = True
+        self.ok = False
+
+    def __repr__(self) -> str:
+        return (
+            f"AttemptContext(logical={self.logical}, attempt={self.attempt}, "
+            f"final={self.final}, ok={self.ok})"
+        )
+
+
+class WorkerTotals(TypedDict):
+    requests: int
+    statuses: dict[str, int]
+
+
+class Shipment(TypedDict):
+    worker: str
+    buckets: list[SerializedBucket]
+    attempts: list[list[Any]]
+    dropped: int
+    final: bool
+    totals: WorkerTotals
+
+
+class RequestRecorder:
+    """Records Locust's request events and packs them for the master. One per worker process.
+
+    Like the BucketRecorder inside it, not thread-safe: Locust's greenlets run on one thread and
+    the request hook has no yield point.
+    """
+
+    def __init__(
+        self,
+        *,
+        tag: str = "local",
+        recorder: BucketRecorder | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.tag = tag
+        self._recorder = recorder if recorder is not None else BucketRecorder()
+        self._clock = clock
+        self._requests = 0
+        self._statuses: dict[int, int] = {}
+        self._finished = False
+
+    @property
+    def requests(self) -> int:
+        """Requests seen by the hook since the start (counted apart from the buckets)."""
+        return self._requests
+
+    def on_request(
+        self,
+        response_time: float = 0.0,
+        response: object = None,
+        context: Mapping[str, object] | None = None,
+        exception: object = None,
+        start_time: float | None = None,
+        **_: object,
+    ) -> None:
+        """The ``events.request`` listener. ``response_time`` is in milliseconds, as Locust has it.
+
+        Runs on every request of every user: keep it free of anything slow.
+        """
+        self._requests += 1
+        # FastHttpUser answers 0 for no response; HttpUser may say None; a custom client may
+        # report no response object at all.
+        status = (getattr(response, "status_code", 0) or 0) if response is not None else 0
+        latency = response_time / 1000.0
+        t = start_time if start_time is not None else self._clock() - latency
+        retry_after = None
+        if status in _RETRY_AFTER_STATUSES:
+            headers = getattr(response, "headers", None)
+            if headers is not None:
+                retry_after = parse_retry_after(headers.get("Retry-After"))
+        info = context.get(CONTEXT_KEY) if context else None
+        if isinstance(info, AttemptContext):
+            attempt, final, ok = info.attempt, info.final, info.ok
+            # The id only matters for retried requests (the attempt log); skip the string else.
+            logical: str | int = (
+                self.tag if attempt == 1 and final else f"{self.tag}:{info.logical}"
+            )
+        else:
+            attempt, final, ok = 1, True, exception is None
+            logical = self.tag  # a single attempt that ends itself: never in the attempt log
+        self._recorder.record_attempt(
+            t,
+            latency,
+            status,
+            attempt=attempt,
+            retry_after=retry_after,
+            logical_id=logical,
+            final=final,
+            ok=ok,
+        )
+
+    def shipment(self, *, final: bool = False, now: float | None = None) -> Shipment | None:
+        """What to send to the master now, or None when there is nothing new (and not final).
+
+        Not final: the buckets that ended before ``now`` (the one still filling stays). Final:
+        everything, once; the recorder must not be used afterwards.
+        """
+        if self._finished:
+            raise RuntimeError("the final shipment was already made")
+        if final:
+            buckets = self._recorder.drain(None)
+            self._finished = True
+        else:
+            buckets = self._recorder.drain(self._clock() if now is None else now)
+        attempts, dropped = self._recorder.drain_attempts()
+        if not (buckets or attempts or dropped or final):
+            return None
+        statuses = self._statuses
+        for bucket in buckets:
+            flat = bucket["status"]
+            for i in range(0, len(flat), 2):
+                statuses[flat[i]] = statuses.get(flat[i], 0) + flat[i + 1]
+        return {
+            "worker": self.tag,
+            "buckets": buckets,
+            "attempts": [list(record) for record in attempts],
+            "dropped": dropped,
+            "final": final,
+            "totals": {
+                "requests": self._requests,
+                "statuses": {str(code): n for code, n in sorted(statuses.items())},
+            },
+        }

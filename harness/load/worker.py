@@ -1,0 +1,106 @@
+"""A Locust worker with the harness recorder: ``python -m harness.load.worker --master-host H``.
+
+Started by ``harness run`` for its local workers (with ``--locustfile``), or by ``harness worker``
+on another machine (without: it asks the master for the locustfile, Locust's own protocol). Every
+request its users make is recorded and shipped to the master (:class:`~harness.load.plugin.
+WorkerPlugin`); it runs until the master tells it to quit.
+
+SIGINT / SIGTERM stop its users, send the final shipment, tell the master it is leaving and exit.
+Exit codes: 0 done · 2 bad locustfile · 3 the master cannot be reached.
+"""
+
+from __future__ import annotations
+
+import locust  # isort: skip  # first: it monkey-patches the standard library
+
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gevent  # type: ignore[import-untyped]
+from locust.argument_parser import download_locustfile_from_master
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+from harness.errors import BadInputError, HarnessError
+from harness.load.entry import configure_logging, load_user_classes
+from harness.load.launch import WorkerArgs
+from harness.load.plugin import WorkerPlugin
+
+__all__ = ["main"]
+
+EXIT_INFRASTRUCTURE = 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = WorkerArgs.parse(argv)
+    configure_logging("worker")
+    with tempfile.TemporaryDirectory(prefix="harness-worker-") as scratch:
+        try:
+            locustfile = args.locustfile or _fetch_locustfile(args, Path(scratch))
+            user_classes = load_user_classes(locustfile)
+        except HarnessError as exc:
+            print(f"harness worker: {exc}", file=sys.stderr)
+            return exc.exit_code
+        return _work(args, user_classes)
+
+
+def _work(args: WorkerArgs, user_classes: list[type[locust.User]]) -> int:
+    environment = Environment(user_classes=user_classes, events=locust.events)
+    plugin = WorkerPlugin(environment)
+    plugin.install()
+    try:
+        runner = environment.create_worker_runner(args.master_host, args.master_port)
+    except (OSError, ConnectionError) as exc:
+        print(
+            f"harness worker: cannot reach the master at {args.master_host}:{args.master_port}: "
+            f"{type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        plugin.close()
+        return EXIT_INFRASTRUCTURE
+    events: Any = environment.events  # Locust's EventHook methods are unannotated
+    events.init.fire(environment=environment, runner=runner, web_ui=None)
+
+    def leave(signum: int) -> None:
+        gevent.spawn(_leave, environment, runner)
+
+    gevent.signal_handler(signal.SIGINT, leave, signal.SIGINT)
+    gevent.signal_handler(signal.SIGTERM, leave, signal.SIGTERM)
+    try:
+        runner.greenlet.join()
+    finally:
+        plugin.close()
+    return 0
+
+
+def _leave(environment: Environment, runner: WorkerRunner) -> None:
+    # stop() ends the users and fires test_stop: the final shipment goes out before "quit".
+    runner.stop()
+    events: Any = environment.events
+    events.quitting.fire(environment=environment, reverse=True)  # tells the master
+    runner.quit()
+
+
+def _fetch_locustfile(args: WorkerArgs, scratch: Path) -> Path:
+    try:
+        files: Any = download_locustfile_from_master(args.master_host, args.master_port)
+    except SystemExit:
+        raise BadInputError(
+            f"the master at {args.master_host}:{args.master_port} sent no locustfile"
+        ) from None
+    for item in files:
+        if isinstance(item, dict) and "filename" in item and "contents" in item:
+            path = scratch / Path(str(item["filename"])).name
+            path.write_text(str(item["contents"]), encoding="utf-8")
+            return path
+    raise BadInputError(
+        f"the master at {args.master_host}:{args.master_port} sent no locustfile a worker can use"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,388 @@
+"""Benchmark what the harness recorder costs a Locust user: requests/s with and without it.
+
+    python tests/bench/bench_recorder_overhead.py [--seconds 4] [--rounds 5] [--users 20]
+
+The same FastHttpUser (no wait, ``GET /``) runs against the same target for the same time in
+three set-ups, each in a fresh Locust process of its own:
+
+* ``plain``     Locust alone;
+* ``recorder``  with the harness recorder attached as on a worker: the ``events.request`` hook
+                filing every request into 100 ms buckets, and the shipment every second (into a
+                message sink that drops it, as if the master were on another machine);
+* ``+store``    the recorder plus the master's side in the same process (a single-process run,
+                ``--workers 0``): every shipment merged into a real run store on disk.
+
+The target is a minimal keep-alive HTTP server on uvloop in its own process, much faster than
+one Locust process, so Locust's CPU is the limit and the figures compare the client side only.
+On a machine with two or more CPUs the target and the load are pinned to different CPUs.
+
+Rounds interleave the set-ups. Other work on the machine only ever slows a round down, so the
+table compares the best round of each set-up (the median follows): requests/s, CPU microseconds
+per request of the load process, and the overhead against ``plain`` (requests/s lost, CPU per
+request added). Last, the request hook alone, timed in-process without Locust or a network: the
+harness's own share, free of noise. The target: at most 10 %.
+Every process is bounded in time and stopped by PID; Ctrl-C stops them too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SETUPS = ("plain", "recorder", "+store")
+TARGET_OVERHEAD = 0.10
+WARMUP_S = 1.0
+_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+
+
+# --- the target ---------------------------------------------------------------------------------
+
+
+def serve(port: int, seconds: float) -> None:
+    """Answer every request on a connection with 200 "ok", for at most ``seconds``."""
+    import asyncio
+
+    import uvloop
+
+    class Http(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+            self.buffer = b""
+
+        def data_received(self, data: bytes) -> None:
+            # GETs only: a request ends at its blank line; answer each complete one at once.
+            self.buffer += data
+            complete = self.buffer.count(b"\r\n\r\n")
+            if complete:
+                self.transport.write(_RESPONSE * complete)
+                self.buffer = self.buffer[self.buffer.rfind(b"\r\n\r\n") + 4 :]
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Http, "127.0.0.1", port, backlog=1024)
+        async with server:
+            await asyncio.sleep(seconds)
+
+    uvloop.run(main())
+
+
+# --- one load process ---------------------------------------------------------------------------
+
+
+def load(setup: str, host: str, users: int, seconds: float) -> dict[str, float]:
+    """Run ``users`` FastHttpUsers against ``host``; requests/s and CPU µs per request."""
+    import gevent  # type: ignore[import-untyped]
+    import locust  # monkey-patches this process with gevent: only ever in a child process
+    from locust import FastHttpUser, constant, task
+    from locust.env import Environment
+
+    from harness.load.collector import Collector
+    from harness.load.plugin import WorkerPlugin
+    from harness.load.recording import MESSAGE_TYPE
+    from harness.rundir import RunDir
+
+    class Bench(FastHttpUser):
+        wait_time = constant(0)
+
+        @task
+        def index(self) -> None:
+            self.client.get("/")
+
+    Bench.host = host
+    environment = Environment(user_classes=[Bench], events=locust.events)
+    runner = environment.create_local_runner()
+    writer = None
+    if setup != "plain":
+        WorkerPlugin(environment).install()
+        if setup == "+store":
+            scratch = tempfile.mkdtemp(prefix="bench-recorder-")
+            writer = RunDir.create(Path(scratch), "bench").writer()
+            collector = Collector(writer)
+            runner.register_message(
+                MESSAGE_TYPE, lambda environment, msg, **_: collector.receive("local", msg.data)
+            )
+        else:
+            runner.register_message(MESSAGE_TYPE, lambda environment, msg, **_: None)
+    runner.start(users, spawn_rate=users * 20)
+    gevent.sleep(WARMUP_S)
+    count0, cpu0, t0 = environment.stats.total.num_requests, time.process_time(), time.monotonic()
+    gevent.sleep(seconds)
+    count1, cpu1, t1 = environment.stats.total.num_requests, time.process_time(), time.monotonic()
+    failures = environment.stats.total.num_failures
+    runner.quit()
+    if writer is not None:
+        writer.close()
+    requests = count1 - count0
+    return {
+        "rps": requests / (t1 - t0),
+        "cpu_us": 1e6 * (cpu1 - cpu0) / max(requests, 1),
+        "failures": failures,
+    }
+
+
+def load_interleaved(
+    host: str, users: int, seconds: float, window_s: float = 0.5
+) -> dict[str, float]:
+    """One Locust process, the recorder's hook attached and detached every ``window_s``: both
+    states see the same machine at nearly the same moments, so other load cancels out."""
+    import gevent
+    import locust  # monkey-patches this process with gevent: only ever in a child process
+    from locust import FastHttpUser, constant, task
+    from locust.env import Environment
+
+    from harness.load.plugin import WorkerPlugin
+    from harness.load.recording import MESSAGE_TYPE
+
+    class Bench(FastHttpUser):
+        wait_time = constant(0)
+
+        @task
+        def index(self) -> None:
+            self.client.get("/")
+
+    Bench.host = host
+    environment = Environment(user_classes=[Bench], events=locust.events)
+    runner = environment.create_local_runner()
+    plugin = WorkerPlugin(environment)
+    plugin.install()  # the shipping greenlet runs throughout; the hook comes and goes
+    hook = plugin.recorder.on_request
+    events: Any = environment.events
+    events.request.remove_listener(hook)
+    runner.register_message(MESSAGE_TYPE, lambda environment, msg, **_: None)
+    runner.start(users, spawn_rate=users * 20)
+    gevent.sleep(WARMUP_S)
+    totals = {False: [0.0, 0.0, 0.0], True: [0.0, 0.0, 0.0]}  # requests, wall s, CPU s
+    attached = False
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        count0, cpu0, t0 = (
+            environment.stats.total.num_requests,
+            time.process_time(),
+            time.monotonic(),
+        )
+        gevent.sleep(window_s)
+        total = totals[attached]
+        total[0] += environment.stats.total.num_requests - count0
+        total[1] += time.monotonic() - t0
+        total[2] += time.process_time() - cpu0
+        if attached:
+            events.request.remove_listener(hook)
+        else:
+            events.request.add_listener(hook)
+        attached = not attached
+    runner.quit()
+    plain, recorder = totals[False], totals[True]
+    return {
+        "plain_rps": plain[0] / plain[1],
+        "recorder_rps": recorder[0] / recorder[1],
+        "plain_cpu_us": 1e6 * plain[2] / plain[0],
+        "recorder_cpu_us": 1e6 * recorder[2] / recorder[0],
+        "recorded": float(plugin.recorder.requests),
+    }
+
+
+def hook_cost_us(calls: int = 200_000) -> float:
+    """CPU µs of the recorder's request hook per request, alone (no Locust, no network), with a
+    shipment every 3,000 requests: the part of the overhead that is the harness's own code."""
+    from harness.load.recording import RequestRecorder
+
+    class Response:
+        status_code = 200
+        headers: dict[str, str] = {}  # noqa: RUF012
+
+    clock = [1_700_000_000.0]
+    recorder = RequestRecorder(tag="bench", clock=lambda: clock[0])
+    response = Response()
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        for i in range(calls):
+            t = clock[0] = clock[0] + 0.0003
+            recorder.on_request(
+                request_type="GET",
+                name="/",
+                response_time=1.2,
+                response_length=2,
+                response=response,
+                context={},
+                exception=None,
+                start_time=t,
+                url="http://127.0.0.1/",
+            )
+            if i % 3000 == 0:
+                recorder.shipment()
+        best = min(best, time.process_time() - start)
+    return 1e6 * best / calls
+
+
+# --- the driver ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pin(cpu: int) -> list[str]:
+    """A ``taskset`` prefix pinning a child to ``cpu``, when there is more than one CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return []
+    return ["taskset", "-c", str(cpus[cpu % len(cpus)])] if _has_taskset() else []
+
+
+def _has_taskset() -> bool:
+    return any(os.access(Path(d) / "taskset", os.X_OK) for d in os.get_exec_path())
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("the target server exited at start")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("the target server did not listen in time")
+
+
+def run_load(setup: str, host: str, users: int, seconds: float) -> dict[str, float]:
+    argv = [*pin(0), sys.executable, __file__, "--load", setup, "--host", host]
+    argv += ["--users", str(users), "--seconds", str(seconds)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"the {setup} load failed:\n{result.stderr}")
+    data: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=4.0, help="measured time per run")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument(
+        "--interleaved-seconds",
+        type=float,
+        default=20.0,
+        help="length of the interleaved run (hook on and off every 0.5 s in one process)",
+    )
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 3 s, 10 s interleaved")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--load", choices=(*SETUPS, "interleaved"), help=argparse.SUPPRESS)
+    parser.add_argument("--host", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.serve is not None:
+        serve(args.serve, args.seconds)
+        return 0
+    if args.load == "interleaved":
+        print(json.dumps(load_interleaved(args.host, args.users, args.seconds)))
+        return 0
+    if args.load is not None:
+        print(json.dumps(load(args.load, args.host, args.users, args.seconds)))
+        return 0
+    if args.quick:
+        args.rounds, args.seconds, args.interleaved_seconds = 2, 3.0, 10.0
+
+    port = free_port()
+    budget = args.rounds * len(SETUPS) * (args.seconds + 15) + args.interleaved_seconds + 60
+    server = subprocess.Popen(
+        [*pin(1), sys.executable, __file__, "--serve", str(port), "--seconds", str(budget)]
+    )
+    results: dict[str, list[dict[str, float]]] = {setup: [] for setup in SETUPS}
+    try:
+        wait_listening(port, server)
+        host = f"http://127.0.0.1:{port}"
+        for round_no in range(1, args.rounds + 1):
+            for setup in SETUPS:
+                result = run_load(setup, host, args.users, args.seconds)
+                results[setup].append(result)
+                print(
+                    f"round {round_no} {setup:>8}: {result['rps']:8.0f} req/s  "
+                    f"{result['cpu_us']:6.1f} µs CPU/req  failures {result['failures']:.0f}",
+                    flush=True,
+                )
+        interleaved = run_load("interleaved", host, args.users, args.interleaved_seconds)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    report(results, interleaved, args)
+    return 0
+
+
+def report(
+    results: dict[str, list[dict[str, float]]],
+    interleaved: dict[str, float],
+    args: argparse.Namespace,
+) -> None:
+    # Other work on the machine only ever slows a run down: the best round of each set-up is
+    # the least disturbed one, so best against best is the fair comparison (medians follow).
+    best_rps = {s: max(r["rps"] for r in results[s]) for s in SETUPS}
+    median_rps = {s: statistics.median(r["rps"] for r in results[s]) for s in SETUPS}
+    best_cpu = {s: min(r["cpu_us"] for r in results[s]) for s in SETUPS}
+    print()
+    print(
+        f"{args.rounds} rounds of {args.seconds:g} s, {args.users} users, "
+        f"{len(os.sched_getaffinity(0))} CPUs"
+    )
+    print(
+        f"{'set-up':>10} {'best req/s':>11} {'median':>8} {'µs CPU/req':>11} "
+        f"{'req/s lost':>11} {'CPU added':>10}"
+    )
+    for setup in SETUPS:
+        lost = 1 - best_rps[setup] / best_rps["plain"]
+        added = best_cpu[setup] / best_cpu["plain"] - 1
+        print(
+            f"{setup:>10} {best_rps[setup]:11.0f} {median_rps[setup]:8.0f} "
+            f"{best_cpu[setup]:11.1f} {100 * lost:10.1f}% {100 * added:9.1f}%"
+        )
+    hook = hook_cost_us()
+    print(
+        f"\nthe hook alone: {hook:.2f} µs CPU per request = {100 * hook / best_cpu['plain']:.1f}% "
+        "of a plain request's CPU (the harness's own code, free of machine noise)"
+    )
+    overhead = 1 - best_rps["recorder"] / best_rps["plain"]
+    cpu_overhead = best_cpu["recorder"] / best_cpu["plain"] - 1
+    print(
+        f"separate processes, best rounds: {100 * overhead:.1f}% of requests/s, "
+        f"{100 * cpu_overhead:.1f}% CPU per request"
+    )
+    if median_rps["plain"] < 0.8 * best_rps["plain"]:
+        print("  (the rounds vary a lot: other load on the machine? the interleaved run is firmer)")
+    i_lost = 1 - interleaved["recorder_rps"] / interleaved["plain_rps"]
+    i_added = interleaved["recorder_cpu_us"] / interleaved["plain_cpu_us"] - 1
+    print(
+        f"interleaved in one process ({args.interleaved_seconds:g} s, hook on/off every 0.5 s): "
+        f"plain {interleaved['plain_rps']:.0f} req/s, {interleaved['plain_cpu_us']:.1f} µs/req; "
+        f"recorder {interleaved['recorder_rps']:.0f} req/s, "
+        f"{interleaved['recorder_cpu_us']:.1f} µs/req"
+    )
+    verdict = "ok" if max(i_lost, i_added) <= TARGET_OVERHEAD else "OVER TARGET"
+    print(
+        f"recorder overhead: {100 * i_lost:.1f}% of requests/s, {100 * i_added:.1f}% CPU per "
+        f"request (target <= {100 * TARGET_OVERHEAD:.0f}%): {verdict}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

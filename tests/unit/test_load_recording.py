@@ -1,0 +1,169 @@
+"""The worker's recorder: every request Locust reports lands in its bucket, retried ones in the
+attempt log under a worker-unique id, and shipments add up to exactly what was recorded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
+import pytest
+
+from harness.load.buckets import Bucket
+from harness.load.recording import CONTEXT_KEY, AttemptContext, RequestRecorder, Shipment
+
+pytestmark = pytest.mark.unit
+
+T0 = 1_700_000_000.0
+
+
+@dataclass
+class FakeResponse:
+    status_code: int | None
+    headers: dict[str, str] | None = field(default_factory=dict)
+
+
+def request(
+    rec: RequestRecorder,
+    t: float,
+    status: int | None = 200,
+    *,
+    ms: float = 20.0,
+    info: AttemptContext | None = None,
+    headers: dict[str, str] | None = None,
+    exception: object = None,
+    response: object = "default",
+) -> None:
+    if response == "default":
+        response = FakeResponse(status, headers or {})
+    rec.on_request(
+        request_type="GET",
+        name="/x",
+        response_time=ms,
+        response_length=2,
+        response=response,
+        context={CONTEXT_KEY: info} if info else {},
+        exception=exception,
+        start_time=t,
+        url="http://127.0.0.1/x",
+    )
+
+
+def attempt(logical: int, n: int, *, final: bool, ok: bool) -> AttemptContext:
+    info = AttemptContext(logical, n)
+    info.final, info.ok = final, ok
+    return info
+
+
+def buckets_of(shipment: Shipment | None) -> list[Bucket]:
+    assert shipment is not None
+    return [Bucket.from_dict(b) for b in shipment["buckets"]]
+
+
+def test_a_plain_request_is_one_final_attempt_in_the_bucket_of_its_start() -> None:
+    rec = RequestRecorder(tag="w0", clock=lambda: T0 + 5)
+    request(rec, T0 + 0.25, 200, ms=300)
+    (bucket,) = buckets_of(rec.shipment())
+    assert bucket.idx == int((T0 + 0.2) * 10)
+    assert bucket.statuses == {200: 1}
+    assert (bucket.attempts, bucket.retries, bucket.done, bucket.failed) == (1, 0, 1, 0)
+    assert bucket.latency.max == pytest.approx(0.3, rel=0.01)
+
+
+def test_no_response_is_status_zero_and_a_failed_request() -> None:
+    rec = RequestRecorder(clock=lambda: T0 + 5)
+    request(rec, T0, 0, exception=ConnectionRefusedError())
+    request(rec, T0, None, exception=TimeoutError())
+    request(rec, T0, response=None, exception=OSError())
+    (bucket,) = buckets_of(rec.shipment())
+    assert bucket.statuses == {0: 3}
+    assert bucket.failed == 3
+
+
+def test_a_request_without_a_start_time_is_filed_when_it_started() -> None:
+    rec = RequestRecorder(clock=lambda: T0 + 1.0)
+    rec.on_request(response_time=500.0, response=FakeResponse(200), context={})
+    (bucket,) = buckets_of(rec.shipment(now=T0 + 2))
+    assert bucket.idx == int((T0 + 0.5) * 10)
+
+
+def test_retry_after_is_read_from_503_and_429_only() -> None:
+    rec = RequestRecorder(clock=lambda: T0 + 5)
+    request(rec, T0, 503, headers={"Retry-After": "2"})
+    request(rec, T0, 503)
+    request(rec, T0, 200, headers={"Retry-After": "2"})
+    (bucket,) = buckets_of(rec.shipment())
+    assert bucket.retry_after_503 == 1
+
+
+def test_a_retried_request_is_logged_under_the_worker_tag_with_the_retry_after_it_followed() -> (
+    None
+):
+    rec = RequestRecorder(tag="w3", clock=lambda: T0 + 10)
+    request(
+        rec,
+        T0,
+        503,
+        headers={"Retry-After": "1"},
+        info=attempt(7, 1, final=False, ok=False),
+        exception=Exception("503"),
+    )
+    request(rec, T0 + 1.2, 200, info=attempt(7, 2, final=True, ok=True))
+    shipment = rec.shipment()
+    assert shipment is not None
+    assert [row[:4] for row in shipment["attempts"]] == [
+        ["w3:7", 1, T0, 503],
+        ["w3:7", 2, T0 + 1.2, 200],
+    ]
+    assert [row[5] for row in shipment["attempts"]] == [None, 1.0]
+    buckets = {b.idx: b for b in buckets_of(shipment)}
+    assert buckets[int(T0 * 10)].done == 0
+    last = buckets[int((T0 + 1.2) * 10)]
+    assert (last.retries, last.done, last.failed) == (1, 1, 0)
+
+
+def test_a_logical_request_that_gives_up_counts_as_failed() -> None:
+    rec = RequestRecorder(clock=lambda: T0 + 10)
+    request(rec, T0, 503, info=attempt(1, 1, final=False, ok=False))
+    request(rec, T0 + 0.5, 503, info=attempt(1, 2, final=True, ok=False))
+    total = Bucket(0)
+    for bucket in buckets_of(rec.shipment()):
+        bucket.idx = 0
+        total.merge(bucket)
+    assert (total.attempts, total.retries, total.done, total.failed) == (2, 1, 1, 1)
+
+
+def test_a_shipment_holds_only_buckets_that_are_over_and_nothing_twice() -> None:
+    now = T0 + 1.05
+    rec = RequestRecorder(clock=lambda: now)
+    request(rec, T0 + 0.95)  # bucket T0+0.9: over at T0+1.0
+    request(rec, T0 + 1.01)  # bucket T0+1.0: still filling
+    assert [b.idx for b in buckets_of(rec.shipment())] == [int((T0 + 0.9) * 10)]
+    assert rec.shipment() is None
+    (final,) = buckets_of(rec.shipment(final=True))
+    assert final.idx == int((T0 + 1.0) * 10)
+
+
+def test_the_final_shipment_comes_once_even_when_empty_and_carries_the_totals() -> None:
+    rec = RequestRecorder(clock=lambda: T0 + 100)
+    request(rec, T0, 200)
+    request(rec, T0 + 1, 503)
+    request(rec, T0 + 2, 0)
+    first = rec.shipment()
+    final = rec.shipment(final=True)
+    assert first is not None
+    assert final is not None
+    assert final["final"] is True
+    assert final["buckets"] == []
+    assert final["totals"] == {"requests": 3, "statuses": {"0": 1, "200": 1, "503": 1}}
+    with pytest.raises(RuntimeError, match="final"):
+        rec.shipment()
+
+
+def test_a_shipment_survives_msgpack_as_locust_sends_it() -> None:
+    rec = RequestRecorder(tag="w1", clock=lambda: T0 + 10)
+    request(rec, T0, 503, info=attempt(1, 1, final=False, ok=False))
+    request(rec, T0 + 1, 200, info=attempt(1, 2, final=True, ok=True))
+    shipment = rec.shipment(final=True)
+    wire: Any = msgpack.loads(msgpack.dumps(shipment), raw=False, strict_map_key=False)
+    assert wire == shipment
