@@ -1,0 +1,1 @@
+"""pytest plugin: resilience checks as ordinary pytest tests (fixtures and options land next)."""
