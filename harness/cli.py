@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -21,6 +22,9 @@ from harness.stack.local import LocalStack
 from harness.stack.ports import StackPorts
 from harness.stack.render import info_table, status_table
 from harness.stack.state import DEFAULT_STATE_DIR
+
+if TYPE_CHECKING:
+    from harness.stack.compose import ComposeStack
 
 # Exit codes as ARCHITECTURE.md fixes them.
 EXIT_OK = 0
@@ -79,6 +83,41 @@ class _PortList(click.ParamType[tuple[int, ...]]):
 _PORT = click.IntRange(1, 65535)
 _DEFAULT_PORTS = StackPorts()
 
+_stack_option = click.option(
+    "--stack",
+    "stack_kind",
+    type=click.Choice(["local", "compose"]),
+    default="local",
+    show_envvar=True,
+    help="Processes on 127.0.0.1, or the Docker Compose project of compose/docker-compose.yml.",
+)
+_project_option = click.option(
+    "--project",
+    default="harness",
+    show_envvar=True,
+    help="Compose project name (with --stack compose).",
+)
+_compose_file_option = click.option(
+    "--compose-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    show_default="compose/docker-compose.yml of the checkout",
+    show_envvar=True,
+    help="The compose file (with --stack compose).",
+)
+
+
+def _compose_stack(project: str, compose_file: Path | None, **settings: object) -> ComposeStack:
+    from harness.stack.compose import DEFAULT_COMPOSE_FILE, ComposeStack, ComposeStackConfig
+
+    config = ComposeStackConfig(
+        project=project,
+        compose_file=(compose_file or DEFAULT_COMPOSE_FILE).absolute(),
+        **settings,  # type: ignore[arg-type]
+    )
+    return ComposeStack(config)
+
+
 _state_dir_option = click.option(
     "--state-dir",
     envvar="HARNESS_STATE_DIR",
@@ -91,6 +130,9 @@ _state_dir_option = click.option(
 
 @cli.command(context_settings={"show_default": True})
 @_state_dir_option
+@_stack_option
+@_project_option
+@_compose_file_option
 @click.option(
     "--entry-port",
     type=_PORT,
@@ -163,6 +205,9 @@ _state_dir_option = click.option(
 )
 def up(
     state_dir: Path,
+    stack_kind: str,
+    project: str,
+    compose_file: Path | None,
     entry_port: int,
     toxiproxy_port: int,
     postgres_port: int,
@@ -179,7 +224,26 @@ def up(
     If a healthy stack is already up in the state directory, it is left as is; a stale one (a
     process dead, paused or unhealthy) is stopped and replaced. The database is kept across
     down and up, so only the first up initialises it.
+
+    With --stack compose the same topology runs as a Docker Compose project; only the entry,
+    Toxiproxy, admin token and app env options apply to it.
     """
+    if stack_kind == "compose":
+        compose = _compose_stack(
+            project,
+            compose_file,
+            entry_port=entry_port,
+            toxiproxy_port=toxiproxy_port,
+            admin_token=admin_token,
+            app_env=parse_env_pairs(app_env),
+        )
+        started = time.monotonic()
+        info = compose.up()
+        elapsed = time.monotonic() - started
+        state = "already up, healthy: left as is" if compose.reused else f"up in {elapsed:.1f}s"
+        _console().print(f"compose project {project!r} {state}")
+        _console().print(info_table(info))
+        return
     ports = StackPorts(
         entry=entry_port,
         toxiproxy_api=toxiproxy_port,
@@ -215,8 +279,20 @@ def up(
     show_envvar=True,
     help="Also delete the PostgreSQL data (the next up starts cold).",
 )
-def down(state_dir: Path, purge: bool) -> None:
-    """Stop every process of the local stack. Safe to repeat."""
+@_stack_option
+@_project_option
+@_compose_file_option
+def down(
+    state_dir: Path, purge: bool, stack_kind: str, project: str, compose_file: Path | None
+) -> None:
+    """Stop every process of the local stack. Safe to repeat.
+
+    With --stack compose: remove the project's containers, networks and volumes.
+    """
+    if stack_kind == "compose":
+        _compose_stack(project, compose_file).down()
+        click.echo(f"compose project {project!r} is down")
+        return
     stack = LocalStack(state_dir)
     stack.down(purge=purge)
     click.echo(f"stack in {stack.state_dir} is down")
@@ -224,9 +300,15 @@ def down(state_dir: Path, purge: bool) -> None:
 
 @cli.command(context_settings={"show_default": True})
 @_state_dir_option
-def status(state_dir: Path) -> int:
+@_stack_option
+@_project_option
+@_compose_file_option
+def status(state_dir: Path, stack_kind: str, project: str, compose_file: Path | None) -> int:
     """Show each process of the local stack. Exit 0 when all are alive and healthy, else 3."""
-    snapshot = LocalStack(state_dir).status()
+    if stack_kind == "compose":
+        snapshot = _compose_stack(project, compose_file).status()
+    else:
+        snapshot = LocalStack(state_dir).status()
     if not snapshot.exists:
         click.echo(f"no stack is up in {snapshot.location}")
         return EXIT_INFRASTRUCTURE
@@ -253,6 +335,31 @@ def rollback(state_dir: Path) -> int:
         click.echo(f"unreadable: {problem}")
     click.echo(result.summary)
     return EXIT_OK if result.clean else EXIT_INFRASTRUCTURE
+
+
+@cli.group()
+def images() -> None:
+    """Container images of the compose stack."""
+
+
+@images.command("seed", context_settings={"show_default": True})
+@click.option("--force", is_flag=True, show_envvar=True, help="Rebuild images that exist.")
+@click.option(
+    "--only",
+    multiple=True,
+    show_envvar=True,
+    help="Build only this image (repeatable): debian, python, postgres, toxiproxy, caddy, shop, "
+    "locust.",
+)
+def images_seed(force: bool, only: tuple[str, ...]) -> None:
+    """Build every image compose/docker-compose.yml names, under those names, without a
+    registry (for air-gapped runners). Images that exist are kept unless --force."""
+    from harness.stack.images import seed
+
+    started = time.monotonic()
+    results = seed(force=force, only=only, log=click.echo)
+    built = sum(1 for r in results if r.action == "built")
+    click.echo(f"{len(results)} images ready ({built} built) in {time.monotonic() - started:.1f}s")
 
 
 @cli.command("run", context_settings={"show_default": True})

@@ -1,0 +1,81 @@
+"""The docker tier: the compose stack for real, brought up once per session.
+
+Skipped when no Docker engine answers or the images are missing, unless
+``HARNESS_REQUIRE_DOCKER=1`` (CI, after ``.ci/docker-setup``) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import NoReturn
+
+import pytest
+
+from harness.stack.base import StackInfo
+from harness.stack.compose import ComposeStack, ComposeStackConfig
+from harness.stack.ports import free_ports
+
+REQUIRE = "HARNESS_REQUIRE_DOCKER"
+# The images the compose file names for the stack itself (not the load profile).
+IMAGES = (
+    "postgres:17",
+    "ghcr.io/shopify/toxiproxy:2.12.0",
+    "caddy:2",
+    "harness/shop:latest",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/docker/" in str(item.path).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.docker)
+
+
+def _docker_problem() -> str | None:
+    try:
+        import docker
+    except ImportError:
+        return "the docker Python package is not installed"
+    try:
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        return f"no Docker engine answers ({str(exc).splitlines()[0]})"
+    missing = []
+    for name in IMAGES:
+        try:
+            client.images.get(name)
+        except docker.errors.ImageNotFound:
+            missing.append(name)
+    if missing:
+        return f"images {', '.join(missing)} are missing (run `harness images seed`)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def compose_stack(
+    require_or_skip: Callable[[str, str], NoReturn],
+) -> Iterator[ComposeStack]:
+    problem = _docker_problem()
+    if problem is not None:
+        require_or_skip(problem, REQUIRE)
+    entry, toxiproxy = free_ports(2, "127.0.0.1")
+    stack = ComposeStack(
+        ComposeStackConfig(
+            project=f"harness-test-{os.getpid()}",
+            entry_port=entry,
+            toxiproxy_port=toxiproxy,
+            app_env=(("SHOP_DB_TIMEOUT_MS", "300"),),
+        )
+    )
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def compose_info(compose_stack: ComposeStack) -> StackInfo:
+    return compose_stack.info()
