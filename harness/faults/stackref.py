@@ -1,9 +1,9 @@
 """The stack as a fault sees it: a reference another process can rebuild it from, and the few
 questions an idempotent revert asks it ("is this instance paused?", "is the stack gone?").
 
-Only the local stack can be rebuilt from a record so far: its state directory is all a
-``LocalStack`` needs. Other backends get a reference that says what they were; a record holding
-one can be reverted only by a caller that passes the stack itself.
+A local stack is rebuilt from its state directory, a compose stack from its project name and
+compose file (everything else it reads back from Docker). Other backends get a reference that
+says what they were; a record holding one can be reverted only by a caller that passes the stack.
 """
 
 from __future__ import annotations
@@ -18,12 +18,18 @@ from harness.stack.topology import APP, TOXIPROXY
 __all__ = ["instance_state", "stack_from_ref", "stack_is_gone", "stack_ref", "toxiproxy_is_gone"]
 
 LOCAL = "local"
+COMPOSE = "compose"
 
 
 def stack_ref(stack: Stack | None) -> dict[str, str]:
     """A JSON-ready reference to ``stack`` for a fault record."""
     if isinstance(stack, LocalStack):
         return {"kind": LOCAL, "state_dir": str(stack.state_dir)}
+    # Imported here: the Docker SDK is only needed where a compose stack is in play.
+    from harness.stack.compose import ComposeStack
+
+    if isinstance(stack, ComposeStack):
+        return stack.to_ref()
     if stack is None:
         return {"kind": "none"}
     return {"kind": "unknown", "type": type(stack).__name__}
@@ -36,10 +42,14 @@ def stack_from_ref(ref: object, *, required: bool) -> Stack | None:
         state_dir = ref.get("state_dir")
         if isinstance(state_dir, str) and state_dir:
             return LocalStack(Path(state_dir))
+    if isinstance(ref, Mapping) and ref.get("kind") == COMPOSE:
+        from harness.stack.compose import ComposeStack
+
+        return ComposeStack.from_ref(ref)
     if required:
         raise BadInputError(
             f"cannot find the stack again from the reference {ref!r}: only a local stack (its "
-            "state directory) can be found from another process"
+            "state directory) or a compose project can be found from another process"
         )
     return None
 

@@ -181,3 +181,16 @@ def test_the_package_exports_exactly_what_it_names() -> None:
     modules = {"base", "database", "factory", "http", "journal", "maintenance", "process"}
     modules |= {"rollback", "stackref", "sweep", "timeline", "toxic"}
     assert public - modules == set(harness.faults.__all__)
+
+
+def test_a_compose_stack_reference_rebuilds_the_same_project(tmp_path: Path) -> None:
+    from harness.faults.stackref import stack_from_ref, stack_ref
+    from harness.stack.compose import ComposeStack, ComposeStackConfig
+
+    compose_file = tmp_path / "docker-compose.yml"
+    stack = ComposeStack(ComposeStackConfig(project="shop-x", compose_file=compose_file))
+    ref = stack_ref(stack)
+    assert ref == {"kind": "compose", "project": "shop-x", "compose_file": str(compose_file)}
+    again = stack_from_ref(ref, required=True)
+    assert isinstance(again, ComposeStack)
+    assert again.to_ref() == ref
