@@ -10,11 +10,12 @@
     spawn the master ───────────────────────► every fault on its way out, records how it ended
     spawn N workers (once master.json says    python -m harness.load.worker, N times
       where it listens) ────────────────────► record every request, ship buckets every second
-    forward SIGINT / SIGTERM to the master
-    wait for the master; stop the workers
+    forward SIGINT / SIGTERM to the master    (a guard's breach: the master stops the load,
+    wait for the master; stop the workers      reverts its faults, and records "aborted")
     master died without recording an end?
       roll back pending faults, record the run as crashed (or interrupted)
-    judge(run dir) -> exit code
+    judge the run, write summary.json, junit.xml, report.html; print the verdict table
+    the exit code: 0 every SLO met · 1 one failed · 4 aborted · 130 interrupted · 3 crashed
 
 The Locust processes run in their own sessions, so a Ctrl-C at the terminal reaches this process
 only, which forwards it to the master: the master stops the load and reverts the faults itself,
@@ -32,13 +33,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final, NoReturn
 
+from rich.console import Console
+
 from harness.errors import BadInputError, HarnessError, InfrastructureError, StackError
 from harness.load.launch import SCENARIO_FILE, MasterArgs, WorkerArgs, read_master_file
+from harness.report.model import JudgementLike, Unjudged
 from harness.rundir import RunDir, RunStatus, RunWriter
 from harness.scenario import Scenario, StackKind, load_scenario
 from harness.stack.base import StackInfo
@@ -46,11 +50,12 @@ from harness.stack.config import LocalStackConfig
 from harness.stack.local import LocalStack
 from harness.stack.state import DEFAULT_STATE_DIR, StateDir
 
-__all__ = ["RunOutcome", "RunRequest", "exec_worker", "judge", "run"]
+__all__ = ["RunOutcome", "RunRequest", "check_scenario", "conclude", "exec_worker", "judge", "run"]
 
 EXIT_OK: Final = 0
 EXIT_BAD_INPUT: Final = 2
 EXIT_INFRASTRUCTURE: Final = 3
+EXIT_ABORTED: Final = 4
 EXIT_INTERRUPTED: Final = 130
 
 MASTER_START_TIMEOUT_S: Final = 60.0  # importing Locust and the locustfile, opening the store
@@ -79,31 +84,59 @@ class RunRequest:
 
 @dataclass(frozen=True)
 class RunOutcome:
+    """How a run ended. ``report``: its report.html, None when none could be written."""
+
     run_dir: RunDir
     status: RunStatus
     exit_code: int
     detail: dict[str, Any] = field(default_factory=dict)
+    report: Path | None = None
 
 
-def judge(run_dir: RunDir) -> int:
-    """The verdict of a completed run as an exit code: 0 every SLO met, 1 one failed.
+def judge(run_dir: RunDir, scenario: Scenario) -> tuple[JudgementLike, tuple[str, ...]]:
+    """The verdict on a recorded run, and the notes its report must carry.
 
-    The seam for ``harness.verdict`` (a later issue): until it exists every completed run passes.
+    Never raises: a verdict that cannot be reached (the store unreadable, a bug) is a judgement
+    with nothing judged that does not pass, and a note saying why; :func:`conclude` then exits 3,
+    so a broken verdict can neither turn a gate green nor pass for an SLO that failed.
     """
-    return EXIT_OK
+    from harness.verdict import judge as judge_run
+
+    try:
+        return judge_run(run_dir, scenario), ()
+    except Exception as exc:  # a report of what was recorded beats no report at all
+        status = _status_or_crashed(run_dir)
+        unjudged = Unjudged(
+            passed=False,
+            aborted=status is RunStatus.ABORTED,
+            incomplete=status is not RunStatus.COMPLETED and status is not RunStatus.ABORTED,
+        )
+        return unjudged, (f"SLOs not judged: the verdict failed: {type(exc).__name__}: {exc}",)
 
 
-def run(request: RunRequest, *, say: Callable[[str], None] | None = None) -> RunOutcome:
+def _status_or_crashed(run_dir: RunDir) -> RunStatus:
+    try:
+        return run_dir.status
+    except HarnessError:
+        return RunStatus.CRASHED
+
+
+def run(
+    request: RunRequest,
+    *,
+    say: Callable[[str], None] | None = None,
+    console: Console | None = None,
+) -> RunOutcome:
     """Run a scenario from start to verdict. Raises :class:`BadInputError` (bad scenario or
     flags), :class:`InfrastructureError` (the stack would not start) or ``KeyboardInterrupt``
-    (interrupted before the run directory existed); anything later is in the outcome."""
+    (interrupted before the run directory existed); anything later is in the outcome.
+
+    ``say`` gets the progress lines (stderr by default); ``console`` the verdict table at the
+    end (stdout by default)."""
     tell = say or _stderr
     scenario = resolve_scenario(request)
+    check_scenario(scenario, request.scenario)
     check_faults_supported(scenario)
-    if scenario.guards:
-        tell(f"note: {len(scenario.guards)} guard(s) are not enforced yet by this harness")
-    if scenario.slos:
-        tell(f"note: {len(scenario.slos)} SLO(s) are not judged yet by this harness")
     with _Signals() as signals:
         info = bring_up_stack(scenario, request.state_dir, tell)
         entry_url = scenario.stack.entry_url or info.entry_url
@@ -150,13 +183,60 @@ def run(request: RunRequest, *, say: Callable[[str], None] | None = None) -> Run
             except (HarnessError, OSError) as exc:
                 tell(str(exc))
                 master_rc = _stop_master(master)
-        return _settle(
+        settled = _settle(
             run_dir,
             master_rc,
             interrupted=bool(signals.received),
             state_dir=request.state_dir if scenario.stack.kind == "local" else None,
             tell=tell,
         )
+        # Still under the signal handlers: a second Ctrl-C is noted, and cannot cut the report
+        # of an interrupted run short.
+        return conclude(settled, scenario, tell=tell, console=console)
+
+
+def check_scenario(scenario: Scenario, path: Path) -> None:
+    """Parse the scenario's SLOs and guards and check the phases and faults they name, before
+    anything starts: a typo must cost a second, not a run. One line, naming the file."""
+    from harness.verdict import parse_checks
+
+    try:
+        parse_checks(scenario)
+    except BadInputError as exc:
+        raise BadInputError(f"{path}: {exc}") from None
+
+
+def conclude(
+    outcome: RunOutcome,
+    scenario: Scenario,
+    *,
+    tell: Callable[[str], None],
+    console: Console | None = None,
+) -> RunOutcome:
+    """Judge the run, write its reports, print the verdict table; the outcome with the exit code
+    the verdict decides. Every run directory gets its report, also an aborted, interrupted or
+    crashed run's (marked so): what was recorded is worth reading."""
+    from harness.report import write_report
+    from harness.report.data import collect
+    from harness.report.terminal import show
+
+    run_dir = outcome.run_dir
+    judgement, notes = judge(run_dir, scenario)
+    try:
+        report = collect(run_dir, judgement, notes=notes)
+        paths = write_report(run_dir, report)
+    except HarnessError as exc:
+        tell(f"writing the report failed: {exc}")
+        code = EXIT_INFRASTRUCTURE if outcome.exit_code == EXIT_OK else outcome.exit_code
+        return replace(outcome, exit_code=code)
+    console = console or _console()
+    show(report, console)
+    console.print(f"report: {paths.report_html}", markup=False, highlight=False, soft_wrap=True)
+    code = outcome.exit_code
+    if code == EXIT_OK:
+        # A completed run: the SLOs decide (0 or 1); a verdict that could not be reached is 3.
+        code = EXIT_INFRASTRUCTURE if notes else report.exit_code
+    return replace(outcome, exit_code=code, report=paths.report_html)
 
 
 def resolve_scenario(request: RunRequest) -> Scenario:
@@ -393,7 +473,9 @@ def _settle(
         detail["error"] = "faults are still in force: fix the cause, then run `harness rollback`"
         code = EXIT_INFRASTRUCTURE
     elif status is RunStatus.COMPLETED:
-        code = judge(run_dir)
+        code = EXIT_OK  # until the verdict says otherwise (conclude)
+    elif status is RunStatus.ABORTED:
+        code = EXIT_ABORTED
     elif status is RunStatus.INTERRUPTED:
         code = EXIT_INTERRUPTED
     elif master_rc == EXIT_BAD_INPUT:
@@ -499,6 +581,11 @@ class _Signals:
 
 def _write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _console() -> Console:
+    # Piped output (CI logs, tests) gets room for whole lines instead of Rich's 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _stderr(line: str) -> None:

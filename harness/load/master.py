@@ -6,10 +6,10 @@ CLI left in the run directory, becomes the run store's one writer, and runs the 
 :class:`~harness.load.plugin.MasterPlugin`: a Locust ``MasterRunner`` when workers are expected
 (they connect to the port it writes to ``master.json``), a ``LocalRunner`` otherwise.
 
-Exit codes: 0 the run completed · 2 bad input (the locustfile) · 3 infrastructure (the stack,
-the workers, the store) · 130 interrupted (SIGINT / SIGTERM; faults reverted first) · 1 anything
-else. The run store says the same in its ``status``; when the master dies before it can write
-it, the CLI does.
+Exit codes: 0 the run completed · 2 bad input (the locustfile, a guard) · 3 infrastructure (the
+stack, the workers, the store) · 4 aborted by a guard (faults reverted) · 130 interrupted (SIGINT
+or SIGTERM; faults reverted first) · 1 anything else. The run store says the same in its
+``status``; when the master dies before it can write it, the CLI does.
 """
 
 from __future__ import annotations
@@ -44,12 +44,15 @@ from harness.load.plugin import (
     Timeline,
     WorkerPlugin,
 )
+from harness.load.retry import clients_of, max_attempts_of
 from harness.rundir import RunDir, RunStatus, RunWriter
 from harness.scenario import Scenario
 from harness.stack.base import Stack, StackInfo
+from harness.verdict.guards import GuardEvaluator
 
 __all__ = ["main"]
 
+EXIT_ABORTED = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -64,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = RunDir.open(args.run_dir)
         scenario = read_scenario(run)
         user_classes = load_user_classes(scenario.load.locustfile, scenario.load.user_classes)
+        # Parsed again here (the CLI checked them): the master runs on the scenario file it
+        # reads, and a bad guard must stop it before any load, not halfway.
+        guards = GuardEvaluator(scenario.guards)
         stack, info = resolve_stack(args)
     except HarnessError as exc:
         print(f"harness master: {exc}", file=sys.stderr)
@@ -73,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with run.writer() as writer:
         try:
-            result = _run(args, run, writer, scenario, user_classes, stack, info, signals)
+            result = _run(args, run, writer, scenario, user_classes, guards, stack, info, signals)
         except HarnessError as exc:
             print(f"harness master: {exc}", file=sys.stderr)
             writer.finish(RunStatus.CRASHED, detail={"error": str(exc)})
@@ -81,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         writer.finish(result.status, detail=result.detail)
     if result.status is RunStatus.INTERRUPTED:
         return EXIT_INTERRUPTED
+    if result.status is RunStatus.ABORTED:
+        return EXIT_ABORTED
     if result.status is RunStatus.COMPLETED:
         return 0
     if result.error is not None:
@@ -95,6 +103,7 @@ def _run(
     writer: RunWriter,
     scenario: Scenario,
     user_classes: list[type[User]],
+    guards: GuardEvaluator,
     stack: Stack | None,
     info: StackInfo,
     signals: _Signals,
@@ -102,6 +111,10 @@ def _run(
     writer.set_scenario(scenario.to_dict())
     writer.set_meta("entry_url", args.host)
     writer.set_meta("workers", args.workers)
+    writer.set_meta("clients", clients_of(user_classes))
+    max_attempts = max_attempts_of(user_classes)
+    if max_attempts is not None:
+        writer.set_meta("max_attempts", max_attempts)
     with contextlib.ExitStack() as cleanup:
         timeline = build_timeline(scenario, stack, info, writer, cleanup)
         plan = PhasePlan.from_scenario(scenario)
@@ -136,6 +149,7 @@ def _run(
             shape=shape,
             timeline=timeline,
             expected_workers=args.workers,
+            guards=guards,
             worker_timeout_s=args.worker_timeout_s,
         )
         master.install()

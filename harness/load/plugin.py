@@ -12,6 +12,7 @@ Who does what::
     every second, and once on test_stop:      "harness_buckets" ─► Collector ─► run store
       runner.send_message("harness_buckets")─► phase clock (50 ms): phase_start / phase_end
                                               fault ticker (50 ms): timeline.tick()
+                                              guards (1 s): GuardWatch; a breach aborts
                                               progress (1 s): one line on stderr
                                               test_stop, quitting, the end: timeline.revert_all()
 
@@ -23,6 +24,7 @@ Locust's events, messages and greenlets.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -42,11 +44,14 @@ from locust.runners import (
 )
 
 from harness.errors import HarnessError, InfrastructureError
+from harness.load.buckets import BUCKETS_PER_SECOND
 from harness.load.collector import Collector
+from harness.load.guarding import GuardWatch
 from harness.load.plan import PhaseMark, PhaseMarks, PhasePlan
 from harness.load.progress import fault_names, progress_line
 from harness.load.recording import MESSAGE_TYPE, RequestRecorder, Shipment
 from harness.rundir import EventKind, RunStatus, RunWriter
+from harness.verdict.guards import GuardBreach, GuardEvaluator
 
 __all__ = [
     "MasterPlugin",
@@ -62,6 +67,7 @@ logger = logging.getLogger("harness.load")
 SHIP_INTERVAL_S = 1.0
 TIMELINE_TICK_S = 0.05
 PROGRESS_INTERVAL_S = 1.0
+GUARD_CHECK_S = 1.0  # a guard holds "for N s" in whole seconds: checking more often adds nothing
 # Locust's shape loop asks for a tick about once a second; a boundary closer than this is waited
 # for inside tick(), so a phase's users are asked for on time rather than up to a second late.
 _SHAPE_LOOKAHEAD_S = 1.0
@@ -224,6 +230,7 @@ class MasterPlugin:
         shape: PhaseShape,
         timeline: Timeline,
         expected_workers: int,
+        guards: GuardEvaluator | None = None,
         worker_timeout_s: float = 60.0,
         progress: IO[str] | None = None,
         clock: Callable[[], float] = time.time,
@@ -234,6 +241,7 @@ class MasterPlugin:
         self.shape = shape
         self.timeline = timeline
         self.collector = Collector(writer)
+        self.guards = GuardWatch(guards or GuardEvaluator((), clock=clock), writer)
         self.expected_workers = expected_workers
         self.worker_timeout_s = worker_timeout_s
         self.progress = progress if progress is not None else sys.stderr
@@ -241,6 +249,7 @@ class MasterPlugin:
         self.marks = PhaseMarks(plan)
         self.t0: float | None = None
         self.interrupted_by: int | None = None
+        self.aborted_by: list[GuardBreach] = []
         self._done = Event()
         self._ticking = True
         self._nodes: set[str] = set()
@@ -274,6 +283,9 @@ class MasterPlugin:
             if not self._store_errors:
                 logger.error("recording a shipment failed: %s", exc)
             self._store_errors.append(str(exc))
+            return
+        # Stored, so well formed: the guards see exactly what the verdict will.
+        self.guards.feed(msg.data["buckets"])
 
     def _revert_on_event(self, **_: object) -> None:
         self._revert()
@@ -301,6 +313,10 @@ class MasterPlugin:
         except HarnessError as exc:
             error = exc
         finally:
+            if self.aborted_by:
+                # A guard stops the run to spare the system under test: the load that hurts it
+                # stops first (its test_stop reverts the faults as well).
+                self._stop_load()
             # Whatever happened above (an exception included), faults are reverted first.
             self._stop_fault_ticker()
             self._revert()
@@ -314,7 +330,12 @@ class MasterPlugin:
     def _run_phases(self) -> None:
         runner = self.environment.runner
         assert runner is not None
-        self.t0 = t0 = self.clock()
+        # The run's clock starts on a bucket boundary, so every phase boundary (whole 100 ms from
+        # it) is one too: no bucket holds the end of one phase and the start of the next.
+        now = self.clock()
+        t0 = math.ceil(now * BUCKETS_PER_SECOND) / BUCKETS_PER_SECOND
+        gevent.sleep(max(0.0, t0 - now))
+        self.t0 = t0
         self.writer.set_meta("load_started_at", t0)
         self.shape.begin(t0)
         self.timeline.start(t0)
@@ -324,6 +345,8 @@ class MasterPlugin:
             gevent.spawn(self._fault_ticker),
             gevent.spawn(self._progress_loop),
         ]
+        if self.guards.armed:
+            self._greenlets.append(gevent.spawn(self._guard_loop))
         runner.start_shape()
         shape_greenlet = runner.shape_greenlet
         if shape_greenlet is not None:
@@ -385,6 +408,28 @@ class MasterPlugin:
             ticker.join(timeout=TICKER_STOP_WAIT_S)
             ticker.kill(block=True)
 
+    def _guard_loop(self) -> None:
+        """Ask the guards once a second; the first breach ends the run as aborted."""
+        while not self._done.is_set():
+            gevent.sleep(GUARD_CHECK_S)
+            if self._done.is_set():
+                return  # stopped meanwhile (a signal, the end): a breach now is not why
+            try:
+                breaches = self.guards.check(self.clock())
+            except HarnessError as exc:  # the store refused the event
+                self._store_errors.append(str(exc))
+                continue
+            except Exception:  # a bug in a guard must not stop the run, nor the other guards
+                logger.exception("checking the guards failed")
+                continue
+            if breaches:
+                self.aborted_by = breaches
+                for breach in breaches:
+                    self._say(f"guard breached: {breach.detail}")
+                self._say("aborting the run: stopping the load, reverting faults")
+                self._done.set()
+                return
+
     def _progress_loop(self) -> None:
         assert self.t0 is not None
         while True:
@@ -444,12 +489,17 @@ class MasterPlugin:
 
     # --- the end ----------------------------------------------------------------------------------
 
-    def _finish(self) -> RunResult:
+    def _stop_load(self) -> None:
         runner = self.environment.runner
         assert runner is not None
         if runner.state not in (STATE_STOPPED, STATE_STOPPING, STATE_CLEANUP):
             with gevent.Timeout(STOP_GRACE_S, False):
                 runner.stop()
+
+    def _finish(self) -> RunResult:
+        runner = self.environment.runner
+        assert runner is not None
+        self._stop_load()
         self._wait_for_final_shipments()
         for greenlet in self._greenlets:
             greenlet.kill(block=True)
@@ -481,6 +531,14 @@ class MasterPlugin:
             detail["store_errors"] = self._store_errors[:10]
         if self._revert_errors:
             detail["revert_errors"] = self._revert_errors
+        if self.aborted_by:
+            # Whatever else happened on the way out (a signal during the stop), a guard is why
+            # the run stopped: the guard loop only fires while the run still goes.
+            detail["guards"] = [breach.name for breach in self.aborted_by]
+            detail["aborted_by"] = "; ".join(breach.detail for breach in self.aborted_by)
+            if self.interrupted_by is not None:
+                detail["signal"] = self.interrupted_by
+            return RunResult(RunStatus.ABORTED, detail)
         if self.interrupted_by is not None:
             detail["signal"] = self.interrupted_by
             return RunResult(RunStatus.INTERRUPTED, detail)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Final
@@ -24,7 +24,10 @@ __all__ = [
     "NAIVE",
     "RETRYABLE_STATUSES",
     "RetryPolicy",
+    "clients_of",
+    "max_attempts_of",
     "parse_retry_after",
+    "policy_of",
 ]
 
 # 429 and 503 say "come back later"; 502 and 504 are what a load balancer answers when the backend
@@ -104,6 +107,20 @@ class RetryPolicy:
         ceiling = self.cap_s if retry >= 64 else min(self.cap_s, self.base_s * 2.0**retry)
         return uniform(0.0, ceiling) if self.jitter else ceiling
 
+    def describe(self) -> str:
+        """The policy in words, for reports: ``up to 4 attempts, backoff 0.2s..4s with full
+        jitter, Retry-After honoured``."""
+        if self.max_attempts == 1:
+            return "never retries"
+        attempts = f"up to {self.max_attempts} attempts"
+        if self.cap_s == 0:
+            backoff = "immediate retries"
+        else:
+            jitter = "with full jitter" if self.jitter else "without jitter"
+            backoff = f"backoff {_seconds(self.base_s)}..{_seconds(self.cap_s)} {jitter}"
+        honoured = "Retry-After honoured" if self.honour_retry_after else "Retry-After ignored"
+        return f"{attempts}, {backoff}, {honoured}"
+
     def wait(
         self, retry: int, retry_after: float | None, uniform: Callable[[float, float], float]
     ) -> float:
@@ -114,7 +131,35 @@ class RetryPolicy:
         return delay
 
 
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
 NAIVE: Final = RetryPolicy(
     max_attempts=10, base_s=0.0, cap_s=0.0, honour_retry_after=False, jitter=False
 )
 """Retry at once, up to ten attempts, whatever the server says: the retry storm."""
+
+
+def policy_of(user_class: type) -> RetryPolicy | None:
+    """The retry policy a User class declares (``retry_policy``), if it declares one."""
+    policy = getattr(user_class, "retry_policy", None)
+    return policy if isinstance(policy, RetryPolicy) else None
+
+
+def max_attempts_of(user_classes: Iterable[type]) -> int | None:
+    """The largest attempt cap of the User classes that declare a retry policy (what
+    ``attempt_cap_respected`` without N judges against); None when none declares one."""
+    caps = [policy.max_attempts for cls in user_classes if (policy := policy_of(cls)) is not None]
+    return max(caps, default=None)
+
+
+def clients_of(user_classes: Iterable[type]) -> list[dict[str, str]]:
+    """The clients of a run as its report shows them: each User class and how it retries."""
+    return [
+        {
+            "user_class": cls.__name__,
+            "retries": policy.describe() if (policy := policy_of(cls)) else "its own code",
+        }
+        for cls in user_classes
+    ]

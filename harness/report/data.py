@@ -61,6 +61,10 @@ class RunReport:
     totals: WindowStats
     events: tuple[Event, ...]
     notes: tuple[str, ...]  # said in every rendering (e.g. "the verdict module is missing")
+    # The User classes that made the load and how each retries ("ShopUser: up to 4 attempts,
+    # ..."): two runs of one scenario with different clients must not read alike.
+    clients: tuple[str, ...] = ()
+    aborted_by: tuple[str, ...] = ()  # the guard breaches that stopped the run, in words
 
     @property
     def duration(self) -> float | None:
@@ -87,6 +91,28 @@ def _stack_of(scenario: Mapping[str, Any]) -> str:
     kind = str(stack.get("kind", "unknown"))
     url = stack.get("entry_url")
     return f"{kind} {url}" if isinstance(url, str) and url else kind
+
+
+def _clients_of(meta: Mapping[str, Any], scenario: Mapping[str, Any]) -> tuple[str, ...]:
+    """What the master recorded about its User classes; else the classes the scenario names."""
+    recorded = meta.get("clients")
+    if isinstance(recorded, list):
+        clients = []
+        for client in recorded:
+            if isinstance(client, Mapping) and isinstance(client.get("user_class"), str):
+                retries = client.get("retries")
+                how = f" ({retries})" if isinstance(retries, str) and retries else ""
+                clients.append(f"{client['user_class']}{how}")
+        return tuple(clients)
+    load = scenario.get("load")
+    named = load.get("user_classes") if isinstance(load, Mapping) else None
+    return tuple(str(name) for name in named) if isinstance(named, list) else ()
+
+
+def _breaches_of(events: Sequence[Event]) -> tuple[str, ...]:
+    return tuple(
+        str(e.detail.get("detail") or e.name) for e in events if e.kind is EventKind.GUARD_BREACH
+    )
 
 
 def _error_of(events: Sequence[Event]) -> str:
@@ -170,4 +196,6 @@ def collect(
         totals=_totals(buckets, series),
         events=tuple(events),
         notes=tuple(notes),
+        clients=_clients_of(meta, scenario),
+        aborted_by=_breaches_of(events),
     )

@@ -209,6 +209,8 @@ def context(report: RunReport, plots: Mapping[str, bytes]) -> dict[str, Any]:
         "exit_code": str(report.exit_code),
         "error": report.error,
         "notes": list(report.notes),
+        "clients": ", ".join(report.clients) or "not recorded",
+        "aborted_by": list(report.aborted_by),
         "verdicts": _verdict_rows(report),
         "faults": _fault_rows(report),
         "phases": [_phase_row(p) for p in report.phases],

@@ -1,8 +1,10 @@
 """Numbers over a stretch of the run (a phase, or the whole run), for the tables and the JSON.
 
-A bucket counts in a window when its start falls in ``[start, end)``, the same rule the series
-bins by. Ratios and percentiles are None when the window had no attempt: a table shows "n/a",
-the JSON says null, and nobody reads a 0 that was never measured.
+A bucket counts in a window when its start falls in ``[start, end)`` once both ends are rounded
+to the nearest bucket boundary: the rule of ``harness.verdict`` (see its ``rundata`` module), so
+the phase table, the JSON and a ``during phase X`` SLO count the same buckets. Ratios and
+percentiles are None when the window had no attempt: a table shows "n/a", the JSON says null,
+and nobody reads a 0 that was never measured.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
-from harness.load.buckets import Bucket
+from harness.load.buckets import BUCKETS_PER_SECOND, Bucket
 from harness.load.histogram import Histogram
 from harness.report.series import PhaseSpan
 
 __all__ = ["WindowStats", "phase_stats", "window_stats"]
+
+_EDGE_ROUNDING_S: Final = 0.5 / BUCKETS_PER_SECOND
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,10 @@ def window_stats(
 ) -> WindowStats:
     """Stats of ``buckets`` (in index order) whose start is in ``[origin+start, origin+end)``."""
     starts = [b.start - origin for b in buckets]
-    # The same slack as the series' bins, so a table and a plot never disagree on a bucket.
-    lo = bisect.bisect_left(starts, start - 1e-6)
-    hi = bisect.bisect_left(starts, end - 1e-6)
+    # Edges rounded to the nearest bucket boundary, as the verdict's windows are: a phase that
+    # began 1 ms after a boundary still owns the bucket starting on it.
+    lo = bisect.bisect_left(starts, start - _EDGE_ROUNDING_S)
+    hi = bisect.bisect_left(starts, end - _EDGE_ROUNDING_S)
     chosen = buckets[lo:hi]
     attempts = sum(b.attempts for b in chosen)
     requests = sum(b.done for b in chosen)

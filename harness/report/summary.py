@@ -19,6 +19,9 @@ freely, but rename or retype one only with a new ``format``.
     stack         the stack kind, with the scenario's entry URL when it names one
     error         what went wrong, when the run recorded an error; else null
     notes         things every reader must know (e.g. the SLOs were not judged, and why)
+    clients       the User classes that made the load, each with how it retries, as text
+                  ("ShopUser (up to 4 attempts, ...)"); empty when the run recorded none
+    aborted_by    the guard breaches that stopped the run, as text; empty unless aborted
     slos[]        one per SLO of the scenario:
         name, expression, window, detail      strings
         observed      number or null (no data in the window)
@@ -74,6 +77,8 @@ KEYS: Final = (
     "stack",
     "error",
     "notes",
+    "clients",
+    "aborted_by",
     "slos",
     "recoveries",
     "faults",
@@ -184,6 +189,8 @@ def summary(report: RunReport) -> dict[str, Any]:
         "stack": report.stack,
         "error": report.error or None,
         "notes": list(report.notes),
+        "clients": list(report.clients),
+        "aborted_by": list(report.aborted_by),
         "slos": slos,
         "recoveries": recoveries,
         "faults": faults,

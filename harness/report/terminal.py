@@ -50,7 +50,9 @@ def _recovery_rows(report: RunReport) -> list[tuple[str, str, str, str]]:
     return [
         (
             r.fault,
-            fmt.duration(r.time_to_first_impact_s),
+            "no impact seen"
+            if r.time_to_first_impact_s is None
+            else fmt.duration(r.time_to_first_impact_s),
             fmt.duration(r.recovery_time_s) if r.recovered_at is not None else "never recovered",
             fmt.NA if r.failed_requests is None else str(r.failed_requests),
         )
@@ -76,6 +78,7 @@ def _columns(rows: Sequence[Sequence[str]], header: Sequence[str]) -> list[str]:
 def plain_lines(report: RunReport) -> list[str]:
     """The same content as :func:`show`, as plain text lines."""
     lines = [_headline(report)]
+    lines += [f"aborted by guard: {reason}" for reason in report.aborted_by]
     if report.error:
         lines.append(f"error: {report.error}")
     lines += [f"note: {note}" for note in report.notes]
@@ -95,6 +98,8 @@ def _rich(report: RunReport, console: Console) -> None:
     headline.append(f" {report.outcome.value} ", style=_STYLE[report.outcome])
     headline.append(f"  {_headline(report).split('  ', 1)[1]}")
     console.print(headline)
+    for reason in report.aborted_by:
+        console.print(Text(f"aborted by guard: {reason}", style="dark_orange3"))
     if report.error:
         console.print(Text(f"error: {report.error}", style="red"))
     for note in report.notes:

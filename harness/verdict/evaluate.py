@@ -158,9 +158,10 @@ class Evaluator:
         if metric.kind == "time_to_first_impact":
             impact = recovery.time_to_first_impact
             if impact is None and recovery.bounds is not None:
+                until = "its recovery" if recovery.recovered else "the end of the run"
                 return Measurement(
                     None,
-                    f"no impact seen: from the injection to the end of the run every second "
+                    f"no impact seen: from the injection to {until} every second "
                     f"had {recovery.bounds.describe()}",
                 )
             if impact is None:

@@ -11,6 +11,7 @@ from harness.rundir import EventKind, RunDir, RunStatus
 from harness.scenario import Scenario
 from harness.verdict.checks import parse_checks
 from harness.verdict.evaluate import Evaluator, Verdict
+from harness.verdict.model import FaultMetric
 from harness.verdict.recovery import FaultRecovery, RecoveryPolicy
 from harness.verdict.rundata import RunData
 
@@ -74,7 +75,15 @@ def judge_data(
     checks = parse_checks(scenario)
     evaluator = Evaluator(data, policy or RecoveryPolicy())
     verdicts = tuple(evaluator.evaluate(slo) for slo in checks.slos)
-    recoveries = tuple(evaluator.recovery(fault.name) for fault in scenario.faults)
+    # Each fault's recovery against the baseline its SLOs judge it by, so the report's fault
+    # table and a recovery_time(F, baseline P) SLO never show two recoveries of one fault.
+    baselines: dict[str, str] = {}
+    for slo in checks.slos:
+        if isinstance(slo.metric, FaultMetric) and slo.metric.baseline is not None:
+            baselines.setdefault(slo.metric.fault, slo.metric.baseline)
+    recoveries = tuple(
+        evaluator.recovery(fault.name, baselines.get(fault.name)) for fault in scenario.faults
+    )
     incomplete = status in _INCOMPLETE
     return Judgement(
         verdicts=verdicts,

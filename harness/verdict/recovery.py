@@ -23,8 +23,10 @@ The architecture's definition, made exact (every constant is a :class:`RecoveryP
   end of the run: never recovered, which fails ``recovery_time``, never a missing value that
   passes.
 - **First impact**: the first bucket after the injection that tips a one-second window out of
-  bounds (or, when the window is out for silence, the first silent bucket);
-  ``time_to_first_impact`` is from the injection to it (None: no impact seen).
+  bounds (or, when the window is out for silence, the first silent bucket), before the recovery
+  (before the end of the run when it never recovered): what the service does once it has
+  recovered, the next fault's impact say, is not this fault's. ``time_to_first_impact`` is from
+  the injection to it (None: no impact seen).
 - **Failed requests**: responses that were not good (status 0, 4xx, 5xx) from the injection to
   the recovery (to the end of the run when it never recovered).
 
@@ -219,8 +221,6 @@ def analyse_fault(
         return _nothing(name, bounds, fault)
     scan = _Scan(data, bounds, policy)
     end_idx = first_bucket(data.end)
-    impact = scan.first_impact(first_bucket(fault.injected_at), end_idx)
-    impact_at = None if impact is None else max(fault.injected_at, bucket_start(impact))
 
     reference = reference_point(fault)
     recovered: int | None = None
@@ -243,6 +243,10 @@ def analyse_fault(
                 f"{format_value(policy.stable_s, 's')} with {bounds.describe()}"
             )
     failed_until = recovered if recovered is not None else end_idx
+    # An impact is this fault's only before it recovered: whatever the service does after that
+    # (the next fault, say) is not.
+    impact = scan.first_impact(first_bucket(fault.injected_at), failed_until)
+    impact_at = None if impact is None else max(fault.injected_at, bucket_start(impact))
     failed = sum(
         n
         for bucket in data.buckets_between(first_bucket(fault.injected_at), failed_until)

@@ -9,8 +9,15 @@ has no phase events). A fault is in force from its ``fault_injected`` event to i
 ``fault_reverted`` event; a self-healing fault (``restart``) is reverted the moment it is injected,
 so its window is its planned length instead.
 
-A bucket belongs to a stretch ``[start, end)`` when the bucket *starts* inside it; attempts are
-filed by their start time too (see :mod:`harness.load.buckets`).
+A bucket belongs to a stretch ``[start, end)`` when the bucket starts inside it once both ends
+are rounded to the nearest bucket boundary; attempts are filed by their start time too (see
+:mod:`harness.load.buckets`). Rounding, because a bucket is never split and the times that end
+stretches are observed ones: the master starts the load on a bucket boundary, so each phase
+boundary falls on one too, but its ``phase_start`` event is written a millisecond or two after it.
+Taken literally (the first bucket starting at or after the event) the bucket in which the new
+phase began would be counted in the phase before: the first burst of a spike's new users in the
+warm-up's p99. For a stretch whose ends fall inside buckets (an older run, a fault injected
+mid-bucket) rounding puts the bucket with the edge on the side that has most of it.
 """
 
 from __future__ import annotations
@@ -28,14 +35,16 @@ from harness.scenario import Scenario
 
 __all__ = ["FaultTimes", "RunData", "Span", "first_bucket"]
 
-# t * 10 of a time on a bucket boundary can land a hair above the integer (1.7e9 + 0.3): without
-# this slack, ceil() would skip the bucket that starts exactly there.
-_INDEX_SLACK: Final = 1e-6
+# Half a bucket: an edge up to 50 ms after a bucket boundary (an event observed late) is taken
+# as on it. Below half, ties go up, as before: float noise (t * 10 landing a hair above or below
+# the integer) never moves an edge off the boundary it is on.
+_EDGE_ROUNDING: Final = 0.5
 
 
 def first_bucket(t: float) -> int:
-    """The first bucket that starts at or after ``t``."""
-    return math.ceil(t * BUCKETS_PER_SECOND - _INDEX_SLACK)
+    """The first bucket of a stretch that starts (or ends) at ``t``: the one that starts at the
+    bucket boundary nearest ``t`` (see the module docstring)."""
+    return math.ceil(t * BUCKETS_PER_SECOND - _EDGE_ROUNDING)
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,8 @@ class Span:
 
     @property
     def bucket_range(self) -> tuple[int, int]:
-        """The buckets that start inside the span: ``lo <= idx < hi``."""
+        """The buckets of the span, ``lo <= idx < hi``: those that start inside it once its ends
+        are rounded to the nearest bucket boundary."""
         return first_bucket(self.start), first_bucket(self.end)
 
 

@@ -3,6 +3,8 @@ injected, a master that dies recorded as such, and signals forwarded once the ma
 
 from __future__ import annotations
 
+import io
+import json
 import signal
 import subprocess
 import sys
@@ -11,18 +13,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from harness.engine import (
+    RunOutcome,
     RunRequest,
     _settle,
     _Signals,
     check_faults_supported,
-    judge,
+    check_scenario,
+    conclude,
     resolve_scenario,
     rollback_faults,
 )
 from harness.errors import BadInputError
-from harness.rundir import RunDir, RunStatus
+from harness.load.buckets import Bucket
+from harness.rundir import EventKind, RunDir, RunStatus
+from harness.scenario import Scenario
 
 pytestmark = pytest.mark.unit
 
@@ -71,8 +78,130 @@ def test_faults_on_a_stack_the_harness_does_not_run_are_refused_up_front(tmp_pat
         check_faults_supported(resolve_scenario(RunRequest(path)))
 
 
-def test_every_completed_run_passes_until_the_verdict_exists(tmp_path: Path) -> None:
-    assert judge(RunDir.create(tmp_path, "s")) == 0
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            'slos: ["ratio(status == 503) < 5 during phase a"]\n',
+            "slos[0]: ratio(...) is a share at column 24 (write it with %, like 5%)",
+        ),
+        ('slos: ["count(status == 500) == 0 during phase b"]\n', 'unknown phase "b"'),
+        ('guards: ["abort if ratio(status >= 500) > 50%"]\n', "guards[0]: unexpected end"),
+        ('slos: ["recovery_time(kill-app-9) < 5s"]\n', 'slos[0]: unknown fault "kill-app-9"'),
+    ],
+)
+def test_a_bad_slo_or_guard_is_refused_naming_the_file_and_the_place(
+    tmp_path: Path, extra: str, message: str
+) -> None:
+    path = scenario_file(tmp_path, extra)
+    with pytest.raises(BadInputError) as caught:
+        check_scenario(resolve_scenario(RunRequest(path)), path)
+    text = str(caught.value)
+    assert text.startswith(f"{path}: ")
+    assert message in text
+    assert "\n" not in text
+
+
+# --- the verdict at the end of a run ------------------------------------------------------------
+
+T0 = 1_700_000_000.0
+
+JUDGED = """\
+slos:
+  - {name: no-500s, expr: "count(status == 500) == 0"}
+  - {name: available, expr: "availability >= 90% during phase a"}
+guards: ["abort if ratio(status == 503) > 50% for 1s"]
+"""
+
+
+def recorded(
+    tmp_path: Path, status: RunStatus, statuses: dict[int, int], *, breach: bool = False
+) -> tuple[RunDir, Scenario]:
+    """A run of the one-phase scenario ``a`` (1 s) with ``statuses`` in each of its buckets."""
+    scenario = resolve_scenario(RunRequest(scenario_file(tmp_path, JUDGED)))
+    run = RunDir.create(tmp_path / "reports", "s", clock=lambda: T0 - 1)
+    with run.writer(clock=lambda: T0 + 1) as writer:
+        writer.set_scenario(scenario.to_dict())
+        writer.set_meta("load_started_at", T0)
+        writer.event(EventKind.PHASE_START, "a", {"index": 0}, t=T0)
+        buckets = []
+        for i in range(10):
+            bucket = Bucket(round(T0 * 10) + i)
+            bucket.statuses = dict(statuses)
+            n = sum(statuses.values())
+            bucket.latency.record(0.01, n)
+            bucket.attempts = bucket.done = n
+            buckets.append(bucket.to_dict())
+        writer.upsert_buckets(buckets)
+        if breach:
+            writer.event(EventKind.GUARD_BREACH, "g", {"detail": "503s held for 1s"}, t=T0 + 1)
+        writer.event(EventKind.PHASE_END, "a", {"index": 0}, t=T0 + 1)
+        writer.finish(status)
+    return run, scenario
+
+
+def concluded(run: RunDir, scenario: Scenario, rc: int = 0) -> tuple[RunOutcome, str]:
+    said: list[str] = []
+    out = io.StringIO()
+    settled = _settle(run, rc, interrupted=False, state_dir=None, tell=said.append)
+    outcome = conclude(settled, scenario, tell=said.append, console=Console(file=out, width=160))
+    return outcome, out.getvalue() + "\n".join(said)
+
+
+@pytest.mark.parametrize(
+    ("status", "statuses", "breach", "code", "outcome"),
+    [
+        (RunStatus.COMPLETED, {200: 10}, False, 0, "PASS"),
+        (RunStatus.COMPLETED, {200: 9, 500: 1}, False, 1, "FAIL"),
+        (RunStatus.ABORTED, {503: 10}, True, 4, "ABORTED"),
+        (RunStatus.INTERRUPTED, {200: 10}, False, 130, "INCOMPLETE"),
+        (RunStatus.CRASHED, {200: 10}, False, 3, "INCOMPLETE"),
+    ],
+)
+def test_every_run_is_judged_and_reported_and_its_exit_code_is_the_verdicts(
+    tmp_path: Path,
+    status: RunStatus,
+    statuses: dict[int, int],
+    breach: bool,
+    code: int,
+    outcome: str,
+) -> None:
+    run, scenario = recorded(tmp_path, status, statuses, breach=breach)
+    result, printed = concluded(run, scenario)
+    assert result.exit_code == code
+    assert result.report == run.report_html
+    assert run.report_html.is_file()
+    assert run.junit_xml.is_file()
+    summary = json.loads(run.summary_json.read_text())
+    assert (summary["exit_code"], summary["outcome"]) == (code, outcome)
+    assert printed.startswith(f"{outcome}  s  ({status.value}, exit {code}")
+    assert f"report: {run.report_html}" in printed
+    if breach:
+        assert summary["aborted_by"] == ["503s held for 1s"]
+        assert "aborted by guard: 503s held for 1s" in printed
+
+
+def test_a_failed_slo_is_named_in_the_verdict_table(tmp_path: Path) -> None:
+    run, scenario = recorded(tmp_path, RunStatus.COMPLETED, {200: 9, 500: 1})
+    _, printed = concluded(run, scenario)
+    headline, *rows = printed.splitlines()
+    assert headline.startswith("FAIL  s  (completed, exit 1")
+    assert [row.split()[1] for row in rows if row.startswith("FAIL ")] == ["no-500s"]
+
+
+def test_a_verdict_that_cannot_be_reached_is_an_infrastructure_error_with_a_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run, scenario = recorded(tmp_path, RunStatus.COMPLETED, {200: 10})
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("harness.verdict.judge", broken)
+    result, printed = concluded(run, scenario)
+    assert result.exit_code == 3
+    assert "SLOs not judged: the verdict failed: RuntimeError: bug" in printed
+    assert json.loads(run.summary_json.read_text())["passed"] is False
 
 
 def finished(tmp_path: Path, status: RunStatus) -> RunDir:
@@ -84,7 +213,12 @@ def finished(tmp_path: Path, status: RunStatus) -> RunDir:
 
 @pytest.mark.parametrize(
     ("status", "code"),
-    [(RunStatus.COMPLETED, 0), (RunStatus.INTERRUPTED, 130), (RunStatus.CRASHED, 3)],
+    [
+        (RunStatus.COMPLETED, 0),  # until the verdict says otherwise
+        (RunStatus.ABORTED, 4),
+        (RunStatus.INTERRUPTED, 130),
+        (RunStatus.CRASHED, 3),
+    ],
 )
 def test_a_run_the_master_finished_keeps_its_status(
     tmp_path: Path, status: RunStatus, code: int

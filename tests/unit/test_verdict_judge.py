@@ -141,6 +141,36 @@ def test_a_run_that_meets_every_slo_passes(tmp_path: Path, scenario: Scenario) -
     assert recovers.observed == pytest.approx(2.0, abs=0.1)
 
 
+def test_a_faults_recovery_is_reported_against_the_baseline_its_slo_names(
+    tmp_path: Path, scenario: Scenario
+) -> None:
+    # The spike runs slower than the warm-up: judged against the warm-up the kill never
+    # recovers; against the spike's own quiet seconds it does. The fault table must show the
+    # recovery the SLO judged, not another one.
+    slow_spike = []
+    for b in traffic():
+        if b.idx >= IDX0 + 200:
+            slow = Bucket(b.idx)
+            slow.statuses = dict(b.statuses)
+            slow.latency.record(0.3, sum(b.statuses.values()))
+            slow.attempts = slow.done = b.attempts
+            b = slow
+        slow_spike.append(b)
+    run = record_run(tmp_path, buckets=slow_spike)
+    data = scenario.to_dict()
+    data["slos"] = [{"name": "recovers", "expr": "recovery_time(kill-app-1, baseline spike) < 5s"}]
+    judgement = judge(run, Scenario.from_dict(data))
+    (verdict,) = judgement.verdicts
+    kill = judgement.recoveries[0]
+    assert verdict.passed, verdict
+    assert kill.recovery_time == verdict.observed
+    assert "baseline phase spike" in kill.detail
+    # Without an SLO naming a baseline, the first phase is the baseline, as before.
+    plain = judge(run, scenario).recoveries[0]
+    assert not plain.recovered
+    assert "baseline phase warmup" in plain.detail
+
+
 def test_one_failing_slo_fails_the_run(tmp_path: Path, scenario: Scenario) -> None:
     run = record_run(tmp_path, buckets=traffic(outage_until=45.0))
     judgement = judge(run, scenario)
@@ -156,8 +186,10 @@ def test_recoveries_are_reported_for_every_fault(tmp_path: Path, scenario: Scena
     assert kill.fault == "kill-app-1"
     assert kill.injected_at == T0 + 25.02
     assert kill.reverted_at == kill.reference_at == T0 + 35.01
-    # The buckets from the first after the injection (25.1 s) to the recovery (37.0 s).
-    assert kill.failed_requests == 119 * 20
+    # The buckets from the one the injection falls in (observed at 25.02 s, 20 ms into the
+    # bucket the outage starts in: the nearest boundary is 25.0 s) to the recovery (37.0 s):
+    # every failure of the outage, none of the healthy traffic around it.
+    assert kill.failed_requests == 120 * 20
     assert restart.fault == "restart-app-2"
     assert restart.self_healing
     assert restart.reference_at == T0 + 45.0

@@ -282,6 +282,18 @@ def test_a_fault_without_impact_has_no_time_to_first_impact() -> None:
     assert verdict.detail.startswith("no impact seen")
 
 
+def test_the_next_faults_impact_is_not_this_ones() -> None:
+    # The kill (25..35 s) is absorbed by the balancer; an outage from 45 s (another fault) must
+    # not show as the kill's first impact 20 s late.
+    data = run(simulate(outage(45.0, 48.0)), kill())
+    recovery = analyse(data)
+    assert recovery.recovery_time == pytest.approx(0.0, abs=BUCKET)
+    assert recovery.impact_at is None
+    assert recovery.failed_requests == 0
+    verdict = evaluate(parse_slo("time_to_first_impact(kill-app-1) > 0s"), data)
+    assert verdict.detail.startswith("no impact seen")
+
+
 def test_failed_requests_from_injection_to_recovery_are_counted_exactly() -> None:
     # 25..38 s of 502s at 20 responses per bucket: 130 buckets, 2600 failures.
     data = run(simulate(outage(25.0, 38.0)), kill())
