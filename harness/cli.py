@@ -433,9 +433,10 @@ def run_command(
     """Run SCENARIO: bring the stack up, drive the load through its phases, inject its faults,
     record every request, revert every fault however the run ends, and judge it.
 
-    A live progress line goes to stderr every second; the run directory is printed at the end.
-    Exit 0 when the run completed (and every SLO held), 2 for a bad scenario, 3 when the stack or
-    the load generator failed, 130 when interrupted (after every fault was reverted).
+    A live progress line goes to stderr every second; the verdict table and the report's path are
+    printed at the end. Exit 0 every SLO met, 1 an SLO failed, 2 bad scenario or SLO text,
+    3 the stack or the load generator failed, 4 aborted by a guard (the report is still written),
+    130 interrupted (after every fault was reverted).
     """
     from harness.engine import RunRequest, run
 
