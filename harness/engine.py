@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from rich.console import Console
 
@@ -49,6 +49,9 @@ from harness.stack.base import StackInfo
 from harness.stack.config import LocalStackConfig
 from harness.stack.local import LocalStack
 from harness.stack.state import DEFAULT_STATE_DIR, StateDir
+
+if TYPE_CHECKING:
+    from harness.stack.compose import ComposeStack
 
 __all__ = ["RunOutcome", "RunRequest", "check_scenario", "conclude", "exec_worker", "judge", "run"]
 
@@ -65,6 +68,9 @@ MASTER_STOP_GRACE_S: Final = 90.0
 MASTER_OVERRUN_S: Final = 120.0
 WORKER_EXIT_WAIT_S: Final = 10.0
 TERM_GRACE_S: Final = 5.0
+# The compose project `harness run` uses when the request names none (as a `--project` option
+# of `harness run` would read it).
+PROJECT_ENV: Final = "HARNESS_RUN_PROJECT"
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,8 @@ class RunRequest:
     master_bind: str = "127.0.0.1"
     master_port: int = 0
     worker_timeout_s: float = 60.0
+    # The compose project (stack kind compose); empty: $HARNESS_RUN_PROJECT, else "harness".
+    compose_project: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,7 +146,9 @@ def run(
     check_scenario(scenario, request.scenario)
     check_faults_supported(scenario)
     with _Signals() as signals:
-        info = bring_up_stack(scenario, request.state_dir, tell)
+        kind = scenario.stack.kind
+        compose = compose_stack_of(scenario, request.compose_project) if kind == "compose" else None
+        info = bring_up_stack(scenario, request.state_dir, tell, compose=compose)
         entry_url = scenario.stack.entry_url or info.entry_url
         run_dir = RunDir.create(request.reports, scenario.name)
         tell(f"run directory: {run_dir.root}")
@@ -146,8 +156,10 @@ def run(
         master_args = MasterArgs(
             run_dir=run_dir.root.absolute(),
             host=entry_url,
-            stack_kind=scenario.stack.kind,
-            state_dir=request.state_dir.absolute() if scenario.stack.kind == "local" else None,
+            stack_kind=kind,
+            # The fault journal lives in the state directory for every stack the harness runs.
+            state_dir=request.state_dir.absolute() if kind != "external" else None,
+            stack_ref=json.dumps(compose.to_ref()) if compose is not None else "",
             toxiproxy_url=scenario.stack.toxiproxy_url or "",
             workers=local_workers + request.remote_workers,
             bind_host=request.master_bind,
@@ -187,7 +199,7 @@ def run(
             run_dir,
             master_rc,
             interrupted=bool(signals.received),
-            state_dir=request.state_dir if scenario.stack.kind == "local" else None,
+            state_dir=request.state_dir if kind != "external" else None,
             tell=tell,
         )
         # Still under the signal handlers: a second Ctrl-C is noted, and cannot cut the report
@@ -255,16 +267,44 @@ def resolve_scenario(request: RunRequest) -> Scenario:
 def check_faults_supported(scenario: Scenario) -> None:
     """Refuse faults this harness cannot inject, before anything starts: running the load
     without them would pass a test that never happened."""
-    if scenario.faults and scenario.stack.kind != "local":
+    if scenario.faults and scenario.stack.kind == "external":
         raise BadInputError(
-            f"scenario {scenario.name!r}: faults need a stack the harness runs (local) so far, "
-            f"not {scenario.stack.kind}"
+            f"scenario {scenario.name!r}: faults need a stack the harness runs (local or "
+            f"compose), not {scenario.stack.kind}"
         )
 
 
-def bring_up_stack(scenario: Scenario, state_dir: Path, tell: Callable[[str], None]) -> StackInfo:
-    """The stack the scenario runs against: a healthy local stack already up is reused; else one
-    is started (and left up for the next run). External stacks are taken as they are."""
+def compose_stack_of(scenario: Scenario, project: str = "") -> ComposeStack:
+    """The compose project a scenario of stack kind compose runs against: ``project``, else
+    ``$HARNESS_RUN_PROJECT``, else the default one; the scenario's compose file, else the
+    checkout's."""
+    from harness.stack.compose import (
+        DEFAULT_COMPOSE_FILE,
+        DEFAULT_PROJECT,
+        ComposeStack,
+        ComposeStackConfig,
+    )
+
+    compose_file = scenario.stack.compose_file or DEFAULT_COMPOSE_FILE
+    return ComposeStack(
+        ComposeStackConfig(
+            project=project or os.environ.get(PROJECT_ENV) or DEFAULT_PROJECT,
+            compose_file=Path(compose_file).absolute(),
+            app_env=tuple(scenario.stack.env),
+        )
+    )
+
+
+def bring_up_stack(
+    scenario: Scenario,
+    state_dir: Path,
+    tell: Callable[[str], None],
+    *,
+    compose: ComposeStack | None = None,
+) -> StackInfo:
+    """The stack the scenario runs against: a healthy local stack or compose project already up
+    is reused; else one is started (and left up for the next run). External stacks are taken as
+    they are. ``compose``: the project of a compose scenario (:func:`compose_stack_of`)."""
     kind = scenario.stack.kind
     if kind == "external":
         assert scenario.stack.entry_url is not None  # the scenario model requires it
@@ -276,6 +316,8 @@ def bring_up_stack(scenario: Scenario, state_dir: Path, tell: Callable[[str], No
             proxies=(),
             admin_token="",
         )
+    if kind == "compose":
+        return _bring_up_compose(compose or compose_stack_of(scenario), state_dir, tell)
     if kind != "local":
         raise InfrastructureError(
             f"stack kind {kind!r} is not available in this harness yet; use --stack local"
@@ -306,6 +348,30 @@ def bring_up_stack(scenario: Scenario, state_dir: Path, tell: Callable[[str], No
     tell(
         f"stack up in {time.monotonic() - started:.1f}s; it stays up for the next run "
         "(`harness down` stops it)"
+    )
+    return info
+
+
+def _bring_up_compose(
+    stack: ComposeStack, state_dir: Path, tell: Callable[[str], None]
+) -> StackInfo:
+    # Docker missing or stopped: InfrastructureError (exit 3) with ComposeStack's own message,
+    # before the journal is read (its records would need Docker to be reverted).
+    stack.status()
+    if not rollback_faults(state_dir, tell):
+        raise StackError(
+            f"faults of an earlier run are still in force (journal in {state_dir}); "
+            "run `harness rollback` once the cause is fixed"
+        )
+    if stack.status().healthy:
+        tell(f"using the compose project {stack.project!r} already up")
+        return stack.info()
+    tell(f"starting the compose project {stack.project!r} ...")
+    started = time.monotonic()
+    info = stack.up()
+    tell(
+        f"compose project up in {time.monotonic() - started:.1f}s; it stays up for the next run "
+        f"(`harness down --stack compose --project {stack.project}` stops it)"
     )
     return info
 

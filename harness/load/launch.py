@@ -47,6 +47,8 @@ class MasterArgs:
     stack_kind: str = "local"
     state_dir: Path | None = None
     toxiproxy_url: str = ""
+    # JSON of the stack's reference (ComposeStack.to_ref()) for stack kind compose.
+    stack_ref: str = ""
     workers: int = 0
     bind_host: str = "127.0.0.1"
     bind_port: int = 0
@@ -76,6 +78,8 @@ class MasterArgs:
             out += ["--state-dir", str(self.state_dir)]
         if self.toxiproxy_url:
             out += ["--toxiproxy-url", self.toxiproxy_url]
+        if self.stack_ref:
+            out += ["--stack-ref", self.stack_ref]
         return out
 
     @classmethod
@@ -89,6 +93,7 @@ class MasterArgs:
         parser.add_argument("--stack-kind", default="local")
         parser.add_argument("--state-dir", type=Path, default=None)
         parser.add_argument("--toxiproxy-url", default="")
+        parser.add_argument("--stack-ref", default="", help="JSON: the compose stack's reference")
         parser.add_argument("--workers", type=int, default=0, help="0: no workers, run locally")
         parser.add_argument("--bind-host", default="127.0.0.1")
         parser.add_argument("--bind-port", type=int, default=0, help="0: any free port")
@@ -100,6 +105,7 @@ class MasterArgs:
             stack_kind=ns.stack_kind,
             state_dir=ns.state_dir,
             toxiproxy_url=ns.toxiproxy_url,
+            stack_ref=ns.stack_ref,
             workers=ns.workers,
             bind_host=ns.bind_host,
             bind_port=ns.bind_port,

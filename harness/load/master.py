@@ -24,6 +24,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
@@ -116,7 +117,7 @@ def _run(
     if max_attempts is not None:
         writer.set_meta("max_attempts", max_attempts)
     with contextlib.ExitStack() as cleanup:
-        timeline = build_timeline(scenario, stack, info, writer, cleanup)
+        timeline = build_timeline(scenario, stack, info, writer, cleanup, args.state_dir)
         plan = PhasePlan.from_scenario(scenario)
         shape = PhaseShape(plan)
         environment = Environment(
@@ -200,6 +201,17 @@ def resolve_stack(args: MasterArgs) -> tuple[Stack | None, StackInfo]:
             raise BadInputError("a local stack needs --state-dir")
         stack = LocalStack(args.state_dir)
         return stack, stack.info()
+    if args.stack_kind == "compose":
+        from harness.stack.compose import ComposeStack
+
+        try:
+            ref = json.loads(args.stack_ref)
+        except ValueError:
+            ref = None
+        if not isinstance(ref, dict):
+            raise BadInputError(f"a compose stack needs --stack-ref JSON, got {args.stack_ref!r}")
+        compose = ComposeStack.from_ref(ref)
+        return compose, compose.info()
     if args.stack_kind == "external":
         info = StackInfo(
             entry_url=args.host,
@@ -219,20 +231,25 @@ def build_timeline(
     info: StackInfo,
     writer: RunWriter,
     cleanup: contextlib.ExitStack,
+    state_dir: Path | None = None,
 ) -> Timeline:
     """The scenario's fault timeline on the run's clock, its journal held open (the lock) until
-    ``cleanup`` closes; every journal step also becomes a ``fault_*`` event in the run store."""
+    ``cleanup`` closes; every journal step also becomes a ``fault_*`` event in the run store.
+    The journal is in the local stack's state directory, else in ``state_dir`` (compose)."""
     if not scenario.faults:
         return NoFaults()
     from harness.faults import FaultTimeline, Journal, faults_of_scenario, run_store_listener
     from harness.stack.local import LocalStack
 
-    if not isinstance(stack, LocalStack):
+    if isinstance(stack, LocalStack):
+        state_dir = stack.state_dir
+    if stack is None or state_dir is None:
         raise BadInputError(
-            f"scenario {scenario.name!r}: faults need a stack the harness runs (local) so far"
+            f"scenario {scenario.name!r}: faults need a stack the harness runs (local or "
+            "compose) and its state directory for the fault journal"
         )
     scheduled = faults_of_scenario(scenario.faults, scenario.total_duration, stack, info)
-    journal = Journal.in_state_dir(stack.state_dir, on_event=run_store_listener(writer))
+    journal = Journal.in_state_dir(state_dir, on_event=run_store_listener(writer))
     cleanup.enter_context(journal)
     # The run's clock (unix time), so start(t0) lines the faults up with the phases.
     return FaultTimeline(scheduled, journal, clock=time.time, sleep=gevent.sleep)

@@ -568,7 +568,7 @@ def test_a_scenario_with_a_mistake_is_refused_before_anything_starts(tmp_path: P
     assert not (tmp_path / "reports").exists()
 
 
-def test_a_stack_kind_this_harness_cannot_run_is_an_infrastructure_error(tmp_path: Path) -> None:
+def test_a_compose_run_without_docker_is_an_infrastructure_error(tmp_path: Path) -> None:
     scenario = write_scenario(
         tmp_path,
         users_py=PLAIN_USER,
@@ -578,11 +578,14 @@ def test_a_stack_kind_this_harness_cannot_run_is_an_infrastructure_error(tmp_pat
           phases: [{name: a, duration: 1s, users: 1, spawn_rate: 1}]
         """,
     )
+    # An engine address nothing listens on: "no Docker" even where CI runs a real engine.
+    env = {**harness_env(), "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
     code, _, err = run_harness(
-        scenario, "--stack", "compose", "--reports", str(tmp_path / "reports")
+        scenario, "--stack", "compose", "--reports", str(tmp_path / "reports"), env=env
     )
     assert code == 3
-    assert "stack kind 'compose' is not available" in err
+    assert "Docker is not installed or not running" in err
+    assert "--stack local" in err
     assert not (tmp_path / "reports").exists()
 
 
