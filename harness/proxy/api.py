@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from harness.proxy.proxy import TOXIC_NOT_FOUND, ApiError, Proxy, ProxyCollection
+from harness.proxy.proxy import ApiError, Proxy, ProxyCollection, toxic_exists, toxic_not_found
 from harness.proxy.toxics import TOXIC_TYPES, ToxicConfig, ToxicInputError
 
 # The Toxiproxy API version this server implements; clients gate features on it.
@@ -235,7 +235,7 @@ async def toxic_create(request: web.Request) -> web.Response:
     if kind not in TOXIC_TYPES:
         raise ApiError("invalid toxic type", 400)
     if name in proxy.toxics:
-        raise ApiError("toxic already exists", 409)
+        raise toxic_exists()
     attributes = _attributes(kind, attributes_data, {})
     config = ToxicConfig(name, kind, stream, toxicity, attributes)
     proxy.add_toxic(config)
@@ -246,7 +246,7 @@ async def toxic_show(request: web.Request) -> web.Response:
     proxy = _collection(request).get(request.match_info["proxy"])
     toxic = proxy.toxics.get(request.match_info["toxic"])
     if toxic is None:
-        raise TOXIC_NOT_FOUND
+        raise toxic_not_found()
     return json_response(toxic.to_json())
 
 
@@ -254,7 +254,7 @@ async def toxic_update(request: web.Request) -> web.Response:
     proxy = _collection(request).get(request.match_info["proxy"])
     current = proxy.toxics.get(request.match_info["toxic"])
     if current is None:
-        raise TOXIC_NOT_FOUND
+        raise toxic_not_found()
     data = _object(await read_json(request), "toxic")
     toxicity = _field(data, "toxicity", float, current.toxicity)
     attributes = _attributes(current.type, data.get("attributes"), current.attributes)

@@ -23,10 +23,22 @@ class ApiError(Exception):
         self.status = status
 
 
-PROXY_NOT_FOUND = ApiError("proxy not found", 404)
-PROXY_EXISTS = ApiError("proxy already exists", 409)
-TOXIC_NOT_FOUND = ApiError("toxic not found", 404)
-TOXIC_EXISTS = ApiError("toxic already exists", 409)
+# Constructors, not shared instances: a raised exception keeps its traceback (and the request's
+# frames with it), so one module-level object would hold the last request alive.
+def proxy_not_found() -> ApiError:
+    return ApiError("proxy not found", 404)
+
+
+def proxy_exists() -> ApiError:
+    return ApiError("proxy already exists", 409)
+
+
+def toxic_not_found() -> ApiError:
+    return ApiError("toxic not found", 404)
+
+
+def toxic_exists() -> ApiError:
+    return ApiError("toxic already exists", 409)
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -127,7 +139,7 @@ class Proxy:
 
     def add_toxic(self, config: ToxicConfig) -> None:
         if config.name in self.toxics:
-            raise TOXIC_EXISTS
+            raise toxic_exists()
         self.toxics[config.name] = config
         for connection in list(self.connections):
             link = connection.links.get(config.direction)
@@ -144,7 +156,7 @@ class Proxy:
     def remove_toxic(self, name: str) -> None:
         config = self.toxics.pop(name, None)
         if config is None:
-            raise TOXIC_NOT_FOUND
+            raise toxic_not_found()
         for connection in list(self.connections):
             link = connection.links.get(config.direction)
             if link is not None:
@@ -175,7 +187,7 @@ class ProxyCollection:
     def get(self, name: str) -> Proxy:
         proxy = self.proxies.get(name)
         if proxy is None:
-            raise PROXY_NOT_FOUND
+            raise proxy_not_found()
         return proxy
 
     def new_proxy(self, name: str, listen: str, upstream: str) -> Proxy:
@@ -183,7 +195,7 @@ class ProxyCollection:
 
     async def add(self, proxy: Proxy, *, start: bool) -> None:
         if proxy.name in self.proxies:
-            raise PROXY_EXISTS
+            raise proxy_exists()
         if start:
             await proxy.start()
         self.proxies[proxy.name] = proxy
