@@ -2,7 +2,7 @@
 that a resilient shop meets and a deliberately bad one does not, with the exit code, the reports
 and the verdicts all telling the same story.
 
-Each scenario is written into ``tmp_path`` from :data:`SHOP_SCENARIO` (26 s of load on the shop:
+Each scenario is written into ``tmp_path`` from :data:`SHOP_SCENARIO` (34 s of load on the shop:
 a backend killed, then two seconds of maintenance). The runs go against the session stack, healed
 before and after each, except the one that needs a shop without ``Retry-After``, which gets a
 stack of its own. Runs that two tests compare are made once per module.
@@ -51,9 +51,11 @@ SHOP_SCENARIO = """\
       phases:
         - {{name: warmup, duration: 5s, users: 10, spawn_rate: 20}}
         - {{name: storm, duration: 13s, users: 20, spawn_rate: 20}}
-        - {{name: after, duration: 8s, users: 10, spawn_rate: 20}}
+        - {{name: after, duration: 16s, users: 10, spawn_rate: 20}}
     # Inside the storm, clear of the warm-up (a request cut by the kill must not count there), and
-    # far enough apart that each recovery (5 s stable) is measured on its own fault.
+    # far enough apart that each recovery (5 s stable) is measured on its own fault. Maintenance
+    # answers Retry-After: 5, so a client that met it last waits until about 5 s after the revert:
+    # recovery can truly take that long, and the run goes on long enough to see it stay good.
     faults:
       - {{name: kill-app-1, action: kill, target: app-1, at: 6s, for: 3s}}
       - {{name: maintenance, action: maintenance, at: 16s, for: 2s}}
@@ -65,7 +67,7 @@ SHOP_SCENARIO = """\
       - {{name: warmup-available, expr: "availability >= 99% during phase warmup"}}
       - {{name: warmup-p99, expr: "p99(latency) < 500ms during phase warmup"}}
       - {{name: kill-app-1-recovers, expr: "recovery_time(kill-app-1) < 5s"}}
-      - {{name: maintenance-recovers, expr: "recovery_time(maintenance) < 5s"}}
+      - {{name: maintenance-recovers, expr: "recovery_time(maintenance) < 8s"}}
     guards:
       - "abort if ratio(status >= 500) > 90% for 10s"
     """
@@ -188,7 +190,7 @@ def naive_run(local_stack: RunningStack, tmp_path_factory: pytest.TempPathFactor
 
 def test_a_shop_run_with_a_kill_fault_passes_and_its_reports_agree(backoff_run: Judged) -> None:
     judged = backoff_run
-    assert judged.code == 0, judged
+    assert judged.code == 0, str(judged)
     assert judged.seconds < 60, judged.seconds
     assert judged.run.status is RunStatus.COMPLETED
 
