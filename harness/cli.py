@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -93,7 +93,8 @@ _stack_option = click.option(
 )
 _project_option = click.option(
     "--project",
-    default="harness",
+    default="",
+    show_default="the scenario's stack.project, else harness",
     show_envvar=True,
     help="Compose project name (with --stack compose).",
 )
@@ -101,19 +102,75 @@ _compose_file_option = click.option(
     "--compose-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    show_default="compose/docker-compose.yml of the checkout",
+    show_default="the scenario's stack.compose_file, else compose/docker-compose.yml",
     show_envvar=True,
     help="The compose file (with --stack compose).",
 )
+_scenario_option = click.option(
+    "--scenario",
+    "scenario_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    show_envvar=True,
+    help="Take the compose project, file and topology (entry, backends, Toxiproxy, proxies) "
+    "from this scenario's stack section (with --stack compose; for your own compose project).",
+)
 
 
-def _compose_stack(project: str, compose_file: Path | None, **settings: object) -> ComposeStack:
-    from harness.stack.compose import DEFAULT_COMPOSE_FILE, ComposeStack, ComposeStackConfig
+def _allowed_hosts(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    from harness.safety import normalize_host
 
+    # Repeated, or several in one value (the environment variable): commas or spaces.
+    hosts = [h for value in values for h in value.replace(",", " ").split()]
+    return tuple(dict.fromkeys(normalize_host(h, "--allow-target") for h in hosts))
+
+
+_allow_target_option = click.option(
+    "--allow-target",
+    "allow_targets",
+    multiple=True,
+    metavar="HOST",
+    envvar="HARNESS_ALLOW_TARGETS",
+    show_envvar=True,
+    callback=_allowed_hosts,
+    help="A host besides loopback (and the stack the harness starts) that load and faults may "
+    "reach, as the scenario's allow_targets does (repeatable; the variable takes several).",
+)
+
+
+def _compose_stack(
+    project: str, compose_file: Path | None, scenario_file: Path | None, **settings: Any
+) -> ComposeStack:
+    """The compose project the options name; ``--scenario``'s stack section fills in what they
+    do not say, and the project's topology."""
+    from harness.stack.compose import (
+        DEFAULT_COMPOSE_FILE,
+        DEFAULT_PROJECT,
+        ComposeStack,
+        ComposeStackConfig,
+        ComposeTopology,
+    )
+
+    topology, env = ComposeTopology(), tuple(settings.pop("app_env", ()))
+    if scenario_file is not None:
+        from harness.engine import compose_topology
+        from harness.scenario import load_scenario
+
+        stack = load_scenario(scenario_file).stack
+        if stack.kind != "compose":
+            raise BadInputError(f"{scenario_file}: stack.kind: expected compose, got {stack.kind}")
+        topology = compose_topology(stack)
+        project = project or stack.project or ""
+        compose_file = compose_file or stack.compose_file
+        env = (*stack.env, *env)
     config = ComposeStackConfig(
-        project=project,
+        project=project or DEFAULT_PROJECT,
         compose_file=(compose_file or DEFAULT_COMPOSE_FILE).absolute(),
-        **settings,  # type: ignore[arg-type]
+        app_env=env,
+        topology=topology,
+        **settings,
     )
     return ComposeStack(config)
 
@@ -133,6 +190,7 @@ _state_dir_option = click.option(
 @_stack_option
 @_project_option
 @_compose_file_option
+@_scenario_option
 @click.option(
     "--entry-port",
     type=_PORT,
@@ -208,6 +266,7 @@ def up(
     stack_kind: str,
     project: str,
     compose_file: Path | None,
+    scenario_file: Path | None,
     entry_port: int,
     toxiproxy_port: int,
     postgres_port: int,
@@ -232,6 +291,7 @@ def up(
         compose = _compose_stack(
             project,
             compose_file,
+            scenario_file,
             entry_port=entry_port,
             toxiproxy_port=toxiproxy_port,
             admin_token=admin_token,
@@ -241,7 +301,7 @@ def up(
         info = compose.up()
         elapsed = time.monotonic() - started
         state = "already up, healthy: left as is" if compose.reused else f"up in {elapsed:.1f}s"
-        _console().print(f"compose project {project!r} {state}")
+        _console().print(f"compose project {compose.project!r} {state}")
         _console().print(info_table(info))
         return
     ports = StackPorts(
@@ -282,16 +342,23 @@ def up(
 @_stack_option
 @_project_option
 @_compose_file_option
+@_scenario_option
 def down(
-    state_dir: Path, purge: bool, stack_kind: str, project: str, compose_file: Path | None
+    state_dir: Path,
+    purge: bool,
+    stack_kind: str,
+    project: str,
+    compose_file: Path | None,
+    scenario_file: Path | None,
 ) -> None:
     """Stop every process of the local stack. Safe to repeat.
 
     With --stack compose: remove the project's containers, networks and volumes.
     """
     if stack_kind == "compose":
-        _compose_stack(project, compose_file).down()
-        click.echo(f"compose project {project!r} is down")
+        compose = _compose_stack(project, compose_file, scenario_file)
+        compose.down()
+        click.echo(f"compose project {compose.project!r} is down")
         return
     stack = LocalStack(state_dir)
     stack.down(purge=purge)
@@ -303,22 +370,45 @@ def down(
 @_stack_option
 @_project_option
 @_compose_file_option
-def status(state_dir: Path, stack_kind: str, project: str, compose_file: Path | None) -> int:
+@_scenario_option
+def status(
+    state_dir: Path,
+    stack_kind: str,
+    project: str,
+    compose_file: Path | None,
+    scenario_file: Path | None,
+) -> int:
     """Show each process of the local stack. Exit 0 when all are alive and healthy, else 3."""
     if stack_kind == "compose":
-        snapshot = _compose_stack(project, compose_file).status()
+        snapshot = _compose_stack(project, compose_file, scenario_file).status()
     else:
         snapshot = LocalStack(state_dir).status()
     if not snapshot.exists:
         click.echo(f"no stack is up in {snapshot.location}")
         return EXIT_INFRASTRUCTURE
     _console().print(status_table(snapshot))
+    _show_gameday(state_dir)
     return EXIT_OK if snapshot.healthy else EXIT_INFRASTRUCTURE
+
+
+def _show_gameday(state_dir: Path) -> None:
+    """A running game day's phase and active faults, below the stack's processes."""
+    from harness.gameday import GamedayClient, NoGameday
+    from harness.gameday.text import status_lines
+
+    try:
+        state = GamedayClient.find(state_dir).state()
+    except NoGameday as exc:
+        click.echo(str(exc))
+        return
+    for line in status_lines(state):
+        click.echo(line)
 
 
 @cli.command(context_settings={"show_default": True})
 @_state_dir_option
-def rollback(state_dir: Path) -> int:
+@_allow_target_option
+def rollback(state_dir: Path, allow_targets: tuple[str, ...]) -> int:
     """Revert every fault a crashed or killed run left behind (toxics, proxies down, killed or
     paused instances, maintenance mode), from the fault journal in the state directory.
 
@@ -327,9 +417,15 @@ def rollback(state_dir: Path) -> int:
     """
     # Imported here, so commands that inject nothing do not load the Toxiproxy client.
     from harness.faults import Journal, roll_back
+    from harness.safety import check_record, run_policy
 
+    # A journal is a file: its records may name only loopback, the allowed hosts and a TCP
+    # Docker engine; a record naming another host is reported and not reverted.
+    policy = run_policy(allow_targets)
     result = roll_back(
-        Journal.in_state_dir(state_dir), on_outcome=lambda outcome: click.echo(outcome.line)
+        Journal.in_state_dir(state_dir),
+        on_outcome=lambda outcome: click.echo(outcome.line),
+        check=lambda record: check_record(record, policy),
     )
     for problem in result.problems:
         click.echo(f"unreadable: {problem}")
@@ -383,6 +479,21 @@ def images_seed(force: bool, only: tuple[str, ...]) -> None:
     help="Where the system under test comes from.",
 )
 @click.option(
+    "--project",
+    default="",
+    show_default="the scenario's stack.project, else harness",
+    show_envvar=True,
+    help="Compose project name (stack kind compose).",
+)
+@click.option(
+    "--compose-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    show_default="the scenario's stack.compose_file, else compose/docker-compose.yml",
+    show_envvar=True,
+    help="The compose file (stack kind compose).",
+)
+@click.option(
     "--reports",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("reports"),
@@ -419,16 +530,20 @@ def images_seed(force: bool, only: tuple[str, ...]) -> None:
     show_envvar=True,
     help="Seconds to wait for every worker to connect before giving up (exit 3).",
 )
+@_allow_target_option
 def run_command(
     scenario: Path,
     workers: int | None,
     stack_kind: StackKind | None,
+    project: str,
+    compose_file: Path | None,
     reports: Path,
     state_dir: Path,
     remote_workers: int,
     master_bind: str,
     master_port: int,
     worker_timeout: float,
+    allow_targets: tuple[str, ...],
 ) -> int:
     """Run SCENARIO: bring the stack up, drive the load through its phases, inject its faults,
     record every request, revert every fault however the run ends, and judge it.
@@ -445,12 +560,15 @@ def run_command(
             scenario=scenario,
             workers=workers,
             stack=stack_kind,
+            compose_project=project,
+            compose_file=compose_file,
             reports=reports,
             state_dir=state_dir,
             remote_workers=remote_workers,
             master_bind=master_bind,
             master_port=master_port,
             worker_timeout_s=worker_timeout,
+            allow_targets=allow_targets,
         )
     )
     error = outcome.detail.get("error")
@@ -493,6 +611,90 @@ def worker(master_host: str, master_port: int, locustfile: Path | None) -> None:
     exec_worker(WorkerArgs(master_host, master_port, locustfile))
 
 
+@cli.command("capacity", context_settings={"show_default": True})
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--start",
+    type=float,
+    default=None,
+    show_envvar=True,
+    help="First offered load, arrivals/s (default: the scenario's capacity.start).",
+)
+@click.option(
+    "--step",
+    type=float,
+    default=None,
+    show_envvar=True,
+    help="Offered load added per step, arrivals/s.",
+)
+@click.option(
+    "--hold", type=str, default=None, show_envvar=True, help="How long each step lasts, like 5s."
+)
+@click.option(
+    "--max",
+    "maximum",
+    type=float,
+    default=None,
+    show_envvar=True,
+    help="Highest offered load tried, arrivals/s.",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    show_envvar=True,
+    help="A fault of the scenario to hold during a second, degraded search "
+    "(repeatable; default: the scenario's capacity.faults).",
+)
+@click.option(
+    "--reports",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_envvar=True,
+    help="Where the capacity directory is created.",
+)
+@_state_dir_option
+def capacity_command(
+    scenario: Path,
+    start: float | None,
+    step: float | None,
+    hold: str | None,
+    maximum: float | None,
+    faults: tuple[str, ...],
+    reports: Path,
+    state_dir: Path,
+) -> int:
+    """Find the breaking point of SCENARIO (load.model: open): step the offered load up, judge
+    the scenario's SLOs over each step, stop at the first step that breaks, report the last load
+    that held, the knee of the latency curve and the 503 onset; with --fault (or the scenario's
+    capacity.faults), again with that fault held the whole time.
+
+    Exit 0 a breaking point was found (by every search), 1 the load held up to --max, 2 bad
+    scenario or flags, 3 the stack or the load generator failed, 130 interrupted.
+    """
+    from harness.capacity import CapacityRequest, run_capacity
+    from harness.durations import DurationError, parse_duration
+
+    try:
+        hold_s = parse_duration(hold) if hold is not None else None
+    except DurationError as exc:
+        raise BadInputError(f"--hold: {exc}") from None
+    outcome = run_capacity(
+        CapacityRequest(
+            scenario=scenario,
+            start=start,
+            step=step,
+            hold=hold_s,
+            max=maximum,
+            faults=faults or None,
+            reports=reports,
+            state_dir=state_dir,
+        ),
+        tell=lambda line: click.echo(f"harness: {line}", err=True),
+    )
+    return outcome.exit_code
+
+
 @cli.command("report", context_settings={"show_default": True})
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option(
@@ -518,6 +720,145 @@ def report_command(run_dir: Path, step: float) -> int:
     for path in paths.all:
         click.echo(f"wrote {path}")
     return report.exit_code
+
+
+@cli.command("gameday", context_settings={"show_default": True})
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 512),
+    default=None,
+    show_default="the scenario's load.workers",
+    show_envvar=True,
+    help="Locust worker processes on this machine; 0 runs the load in one process.",
+)
+@click.option(
+    "--stack",
+    "stack_kind",
+    type=click.Choice(["local", "compose"]),
+    default=None,
+    show_default="the scenario's stack.kind",
+    show_envvar=True,
+    help="Where the system under test comes from.",
+)
+@click.option(
+    "--reports",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_envvar=True,
+    help="Where the run directory is created.",
+)
+@_state_dir_option
+@click.option(
+    "--web-host",
+    default="127.0.0.1",
+    show_envvar=True,
+    help="Address Locust's web UI (and the chaos tab) listens on.",
+)
+@click.option(
+    "--web-port",
+    type=click.IntRange(0, 65535),
+    default=8089,
+    show_envvar=True,
+    help="Port of the web UI; 0: any free port.",
+)
+@_allow_target_option
+def gameday_command(
+    scenario: Path,
+    workers: int | None,
+    stack_kind: StackKind | None,
+    reports: Path,
+    state_dir: Path,
+    web_host: str,
+    web_port: int,
+    allow_targets: tuple[str, ...],
+) -> int:
+    """Run SCENARIO as a game day: the load and scheduled faults of `harness run`, plus Locust's
+    web UI with a chaos page (its URL, with the token, is printed) to inject any fault of the
+    scenario's catalogue now and revert one or all, and the SLOs and guards live.
+
+    From another terminal: `harness inject NAME`, `harness revert NAME|--all`, `harness status`.
+    It ends when the phases end, or earlier with Ctrl-C or Locust's Stop button (exit 130); every
+    fault, scheduled or by hand, is reverted, and the report shows who did what. Exit codes as
+    `harness run`.
+    """
+    from harness.engine import RunRequest, run
+
+    outcome = run(
+        RunRequest(
+            scenario=scenario,
+            workers=workers,
+            stack=stack_kind,
+            reports=reports,
+            state_dir=state_dir,
+            web_host=web_host,
+            web_port=web_port,
+            allow_targets=allow_targets,
+        )
+    )
+    error = outcome.detail.get("error")
+    click.echo(
+        f"game day {outcome.status}: {outcome.run_dir.root}" + (f" ({error})" if error else "")
+    )
+    return outcome.exit_code
+
+
+_who_option = click.option(
+    "--who",
+    default="",
+    show_default="user@host",
+    show_envvar=True,
+    help="Who does it, as the journal and the report say.",
+)
+
+
+@cli.command("inject", context_settings={"show_default": True})
+@click.argument("name")
+@click.option(
+    "--for",
+    "for_",
+    default="",
+    show_default="the fault's `for`, else until reverted",
+    show_envvar=True,
+    help="How long, e.g. 30s; reverted by itself then.",
+)
+@_who_option
+@_state_dir_option
+def inject_command(name: str, for_: str, who: str, state_dir: Path) -> int:
+    """Inject fault NAME of the running game day's catalogue now. Exit 2 for a name it does not
+    have, 3 when no game day runs, 1 when it is already in force."""
+    from harness.durations import DurationError, parse_duration
+    from harness.gameday import GamedayClient, default_who
+    from harness.gameday.text import fault_line
+
+    try:
+        for_s = parse_duration(for_) if for_ else None
+    except DurationError as exc:
+        raise BadInputError(f"--for: {exc}") from None
+    answer = GamedayClient.find(state_dir).inject(name, who=who or default_who(), for_s=for_s)
+    click.echo(fault_line(answer["fault"]))
+    return EXIT_OK if answer.get("ok") else EXIT_INFRASTRUCTURE
+
+
+@cli.command("revert", context_settings={"show_default": True})
+@click.argument("name", required=False)
+@click.option("--all", "all_", is_flag=True, help="Revert every fault in force.")
+@_who_option
+@_state_dir_option
+def revert_command(name: str | None, all_: bool, who: str, state_dir: Path) -> int:
+    """Revert fault NAME (or --all) of the running game day now. Exit 2 for a name it does not
+    have, 3 when no game day runs or a revert failed, 1 when NAME is not in force."""
+    from harness.gameday import GamedayClient, default_who
+    from harness.gameday.text import fault_line
+
+    if (name is None) == (not all_):
+        raise BadInputError("revert: give a fault NAME or --all (not both)")
+    answer = GamedayClient.find(state_dir).revert(None if all_ else name, who=who or default_who())
+    for fault in [*answer.get("reverted", []), *answer.get("failed", [])]:
+        click.echo(fault_line(fault))
+    if not answer.get("reverted") and not answer.get("failed"):
+        click.echo("nothing was in force")
+    return EXIT_OK if answer.get("ok") else EXIT_INFRASTRUCTURE
 
 
 def _console() -> Console:

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
 
 from rich.console import Console
 
@@ -44,6 +44,7 @@ from harness.errors import BadInputError, HarnessError, InfrastructureError, Sta
 from harness.load.launch import SCENARIO_FILE, MasterArgs, WorkerArgs, read_master_file
 from harness.report.model import JudgementLike, Unjudged
 from harness.rundir import RunDir, RunStatus, RunWriter
+from harness.safety import check_record, run_policy
 from harness.scenario import Scenario, StackKind, load_scenario
 from harness.stack.base import StackInfo
 from harness.stack.config import LocalStackConfig
@@ -51,7 +52,9 @@ from harness.stack.local import LocalStack
 from harness.stack.state import DEFAULT_STATE_DIR, StateDir
 
 if TYPE_CHECKING:
-    from harness.stack.compose import ComposeStack
+    from harness.integrity import CheckTarget
+    from harness.scenario import Stack as ScenarioStack
+    from harness.stack.compose import ComposeStack, ComposeTopology
 
 __all__ = ["RunOutcome", "RunRequest", "check_scenario", "conclude", "exec_worker", "judge", "run"]
 
@@ -68,9 +71,14 @@ MASTER_STOP_GRACE_S: Final = 90.0
 MASTER_OVERRUN_S: Final = 120.0
 WORKER_EXIT_WAIT_S: Final = 10.0
 TERM_GRACE_S: Final = 5.0
+# How long the post-run checks wait for a stack that is still healing after the run.
+POST_CHECK_SETTLE_S: Final = 20.0
 # The compose project `harness run` uses when the request names none (as a `--project` option
 # of `harness run` would read it).
 PROJECT_ENV: Final = "HARNESS_RUN_PROJECT"
+COMPOSE_FILE_ENV: Final = "HARNESS_RUN_COMPOSE_FILE"
+# The scenario's stack keys that only a compose stack reads.
+_COMPOSE_ONLY: Final = ("compose_file", "project", "entry", "backends", "toxiproxy", "proxies")
 
 
 @dataclass(frozen=True)
@@ -86,8 +94,18 @@ class RunRequest:
     master_bind: str = "127.0.0.1"
     master_port: int = 0
     worker_timeout_s: float = 60.0
-    # The compose project (stack kind compose); empty: $HARNESS_RUN_PROJECT, else "harness".
+    # The compose project (stack kind compose); empty: $HARNESS_RUN_PROJECT, else the
+    # scenario's stack.project, else "harness".
     compose_project: str = ""
+    # The compose file; None: $HARNESS_RUN_COMPOSE_FILE, else the scenario's, else the sample's.
+    compose_file: Path | None = None
+    # A game day (`harness gameday`): the master serves Locust's web UI with the chaos tab on
+    # this address and port, and faults without `at` may be injected by hand. Empty: a run.
+    web_host: str = ""
+    web_port: int = 8089
+    # Hosts besides loopback that load and faults may reach (--allow-target), added to the
+    # scenario's allow_targets (harness.safety).
+    allow_targets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,13 +163,23 @@ def run(
     scenario = resolve_scenario(request)
     check_scenario(scenario, request.scenario)
     check_faults_supported(scenario)
+    check_catalogue_faults(scenario, request)
     with _Signals() as signals:
         kind = scenario.stack.kind
-        compose = compose_stack_of(scenario, request.compose_project) if kind == "compose" else None
+        compose = (
+            compose_stack_of(scenario, request.compose_project, request.compose_file)
+            if kind == "compose"
+            else None
+        )
         info = bring_up_stack(scenario, request.state_dir, tell, compose=compose)
         entry_url = scenario.stack.entry_url or info.entry_url
+        if scenario.stack.entry_url:  # not the stack the harness started: the scenario's word
+            run_policy(scenario.allow_targets).check_url(entry_url, "the load's entry URL")
         run_dir = RunDir.create(request.reports, scenario.name)
         tell(f"run directory: {run_dir.root}")
+        checks_target = _checks_target(entry_url, info, compose)
+        # The baseline of the post-run checks, before any load: their deltas are the run's.
+        record_post_checks(run_dir, scenario, checks_target, "before", tell)
         local_workers = scenario.load.workers
         master_args = MasterArgs(
             run_dir=run_dir.root.absolute(),
@@ -165,6 +193,8 @@ def run(
             bind_host=request.master_bind,
             bind_port=request.master_port,
             worker_timeout_s=request.worker_timeout_s,
+            web_host=request.web_host,
+            web_port=request.web_port,
         )
         deadline = (
             time.monotonic()
@@ -202,9 +232,58 @@ def run(
             state_dir=request.state_dir if kind != "external" else None,
             tell=tell,
         )
+        # Every fault is reverted by now (or the run says it is not): read the checks again,
+        # giving a stack that is still healing (an instance restarting) time to answer.
+        record_post_checks(
+            run_dir,
+            scenario,
+            checks_target,
+            "after",
+            tell,
+            settle_s=0.0 if signals.received else POST_CHECK_SETTLE_S,
+        )
         # Still under the signal handlers: a second Ctrl-C is noted, and cannot cut the report
         # of an interrupted run short.
         return conclude(settled, scenario, tell=tell, console=console)
+
+
+def _checks_target(entry_url: str, info: StackInfo, compose: ComposeStack | None) -> CheckTarget:
+    from harness.integrity import CheckTarget
+
+    return CheckTarget(
+        entry_url=entry_url,
+        database_url=info.database_url,
+        compose_project=compose.project if compose is not None else "",
+    )
+
+
+def record_post_checks(
+    run_dir: RunDir,
+    scenario: Scenario,
+    target: CheckTarget,
+    stage: Literal["before", "after"],
+    tell: Callable[[str], None],
+    *,
+    settle_s: float = 0.0,
+) -> None:
+    """Read the scenario's post-run checks and record them in the run store (``check`` events).
+    Never raises: a check that cannot be read, or a store that refuses it, leaves the SLOs that
+    use the check without a value, and so failing."""
+    if not scenario.checks:
+        return
+    from harness.integrity import record_checks
+
+    try:
+        writer = run_dir.writer()
+    except HarnessError as exc:
+        tell(f"post-run checks ({stage}) not recorded: {exc}")
+        return
+    try:
+        record_checks(scenario.checks, target, stage, writer, settle_s=settle_s, tell=tell)
+    except HarnessError as exc:
+        tell(f"post-run checks ({stage}) not recorded: {exc}")
+    finally:
+        writer.close()
 
 
 def check_scenario(scenario: Scenario, path: Path) -> None:
@@ -253,15 +332,32 @@ def conclude(
 
 def resolve_scenario(request: RunRequest) -> Scenario:
     """The scenario file with the command line's overrides applied, validated again."""
-    scenario = load_scenario(request.scenario)
+    scenario = load_scenario(request.scenario, allow_targets=request.allow_targets)
     data = scenario.to_dict()
     if request.workers is not None:
         data["load"]["workers"] = request.workers
     if request.stack is not None:
         data["stack"]["kind"] = request.stack
+        if request.stack != "compose":
+            # A compose scenario run on another stack: its project and topology do not apply.
+            for key in _COMPOSE_ONLY:
+                data["stack"].pop(key, None)
     if data == scenario.to_dict():
         return scenario
     return Scenario.from_dict(data)
+
+
+def check_catalogue_faults(scenario: Scenario, request: RunRequest) -> None:
+    """A fault without ``at`` is only injected by hand, on a game day: in a run it would never
+    happen, and an SLO about it would judge a fault that was never there."""
+    if request.web_host:
+        return
+    for index, fault in enumerate(scenario.faults):
+        if fault.at is None:
+            raise BadInputError(
+                f"{request.scenario}: faults[{index}].at: required by `harness run` (fault "
+                f'"{fault.name}" has none: a catalogue fault for `harness gameday`)'
+            )
 
 
 def check_faults_supported(scenario: Scenario) -> None:
@@ -274,10 +370,13 @@ def check_faults_supported(scenario: Scenario) -> None:
         )
 
 
-def compose_stack_of(scenario: Scenario, project: str = "") -> ComposeStack:
-    """The compose project a scenario of stack kind compose runs against: ``project``, else
-    ``$HARNESS_RUN_PROJECT``, else the default one; the scenario's compose file, else the
-    checkout's."""
+def compose_stack_of(
+    scenario: Scenario, project: str = "", compose_file: Path | None = None
+) -> ComposeStack:
+    """The compose project a scenario of stack kind compose runs against. The command line
+    (``project``, ``compose_file``, or their variables) overrides the scenario's stack section,
+    which overrides the sample stack (``harness``, compose/docker-compose.yml). The topology
+    (entry, backends, Toxiproxy, proxies) is the scenario's, else the sample's."""
     from harness.stack.compose import (
         DEFAULT_COMPOSE_FILE,
         DEFAULT_PROJECT,
@@ -285,14 +384,73 @@ def compose_stack_of(scenario: Scenario, project: str = "") -> ComposeStack:
         ComposeStackConfig,
     )
 
-    compose_file = scenario.stack.compose_file or DEFAULT_COMPOSE_FILE
+    stack = scenario.stack
+    file = (
+        compose_file
+        or Path(os.environ.get(COMPOSE_FILE_ENV) or stack.compose_file or DEFAULT_COMPOSE_FILE)
+    ).absolute()
+    if not file.is_file():
+        raise BadInputError(f"compose file not found: {file}")
+    topology = compose_topology(stack)
     return ComposeStack(
         ComposeStackConfig(
-            project=project or os.environ.get(PROJECT_ENV) or DEFAULT_PROJECT,
-            compose_file=Path(compose_file).absolute(),
-            app_env=tuple(scenario.stack.env),
+            project=project or os.environ.get(PROJECT_ENV) or stack.project or DEFAULT_PROJECT,
+            compose_file=file,
+            app_env=tuple(stack.env),
+            topology=topology,
         )
     )
+
+
+def compose_topology(stack: ScenarioStack) -> ComposeTopology:
+    """Which services of a compose project play which part, as the scenario's stack section
+    says; what it leaves out is the sample stack's."""
+    from harness.stack.compose import ComposeTopology, ProxySpec
+
+    topology = ComposeTopology()
+    if stack.entry is not None:
+        topology = replace(
+            topology,
+            entry_service=stack.entry.service,
+            entry_port=stack.entry.port,
+            ready_path=stack.entry.ready_path,
+        )
+    if stack.backends is not None:
+        topology = replace(
+            topology,
+            backends=stack.backends.services,
+            backend_port=stack.backends.port,
+            health_path=stack.backends.health_path,
+        )
+    if stack.toxiproxy is not None:
+        topology = replace(
+            topology, toxiproxy_service=stack.toxiproxy.service, toxiproxy_port=stack.toxiproxy.port
+        )
+    proxies = tuple(ProxySpec(p.name, p.listen, p.upstream) for p in stack.proxies)
+    return replace(topology, proxies=proxies)
+
+
+def check_fault_targets(scenario: Scenario, info: StackInfo, where: str) -> None:
+    """Every instance and proxy the faults name exists in the stack that is up (a compose
+    project's are known only once it runs): one line naming the fault, before any load."""
+    from harness.scenario import INSTANCE_ACTIONS, TOXIPROXY_ACTIONS
+
+    for index, fault in enumerate(scenario.faults):
+        if fault.target is None:
+            continue
+        if fault.action in INSTANCE_ACTIONS:
+            known = [i.name for i in info.instances]
+            what = "instance"
+        elif fault.action in TOXIPROXY_ACTIONS:
+            known = [p.name for p in info.proxies]
+            what = "Toxiproxy proxy"
+        else:
+            continue
+        if fault.target not in known:
+            raise BadInputError(
+                f"{where}: faults[{index}].target: no {what} {fault.target!r} in the stack "
+                f"(it has {', '.join(known) or 'none'})"
+            )
 
 
 def bring_up_stack(
@@ -317,7 +475,9 @@ def bring_up_stack(
             admin_token="",
         )
     if kind == "compose":
-        return _bring_up_compose(compose or compose_stack_of(scenario), state_dir, tell)
+        info = _bring_up_compose(compose or compose_stack_of(scenario), state_dir, tell)
+        check_fault_targets(scenario, info, scenario.name)
+        return info
     if kind != "local":
         raise InfrastructureError(
             f"stack kind {kind!r} is not available in this harness yet; use --stack local"
@@ -564,7 +724,14 @@ def rollback_faults(
         if not journal.pending():
             return True
         tell("rolling back the faults the run left in force")
-        result = roll_back(journal, on_outcome=lambda outcome: tell(outcome.line))
+        # Loopback, $HARNESS_ALLOW_TARGETS and a TCP Docker engine only: a journal is a file,
+        # and a crafted one must not send requests (or the admin token) elsewhere.
+        policy = run_policy(())
+        result = roll_back(
+            journal,
+            on_outcome=lambda outcome: tell(outcome.line),
+            check=lambda record: check_record(record, policy),
+        )
     except HarnessError as exc:
         tell(f"rollback failed: {exc}")
         return False

@@ -96,6 +96,7 @@ class EventKind(enum.StrEnum):
     FAULT_REVERTED = "fault_reverted"
     FAULT_ERROR = "fault_error"
     GUARD_BREACH = "guard_breach"
+    CHECK = "check"  # a post-run check's reading (harness.integrity): before the load or after
     NOTE = "note"
 
 

@@ -18,8 +18,14 @@ The format, in full::
       kind: local                     # local (default) | compose | external
       entry_url: http://127.0.0.1:8080      # required for external; an override otherwise
       toxiproxy_url: http://127.0.0.1:8474  # required for external when faults use Toxiproxy
-      # compose_file: ../compose/docker-compose.yml  # kind compose only; relative to this file
       env: {SHOP_MAX_INFLIGHT: "32"}  # extra environment for the shop instances (not external)
+      # kind compose only, each optional (the defaults are the sample stack, compose/):
+      # compose_file: ../deploy/compose.yml         # relative to this file
+      # project: myshop                             # compose project name (default harness)
+      # entry: {service: caddy, port: 80, ready_path: /readyz}   # port: in the container
+      # backends: {services: [app-1, app-2, app-3], port: 8000, health_path: /healthz}
+      # toxiproxy: {service: toxiproxy, port: 8474}  # its API, published on the host
+      # proxies: [{name: app-db, listen: "0.0.0.0:15433", upstream: "postgres:5432"}]
     allow_targets: [staging.example.com]  # hosts besides loopback that load and faults may reach
     load:
       locustfile: shop_locustfile.py  # relative to this file; must exist
@@ -33,7 +39,8 @@ The format, in full::
       - name: kill-app-1
         action: kill                  # kill | pause | restart: a shop instance (app-1, app-2, ...)
         target: app-1
-        at: 25s                       # offset from the start of the run
+        at: 25s                       # offset from the start of the run; omitted: a catalogue
+                                      # fault, injected by hand on a game day (harness gameday)
         for: 10s                      # optional; omitted = until the run ends (reverted then)
       - name: slow-db
         action: toxic                 # toxic | down: a Toxiproxy proxy (lb-app-1, ..., app-db)
@@ -48,6 +55,9 @@ The format, in full::
       - {name: no-500s, expr: "count(status == 500) == 0"}
     guards:
       - "abort if ratio(status >= 500) > 50% for 15s"
+    checks:                           # numbers read before the load and after the run
+      - {name: orders, sql: "SELECT count(*) FROM orders"}     # the stack's own database
+      - {name: stock, http: /stats, field: stock.total}        # GET on the entry URL, JSON
 
 Rules beyond the types:
 
@@ -71,6 +81,12 @@ Rules beyond the types:
 - Only loopback and ``allow_targets`` hosts may appear in ``entry_url`` and ``toxiproxy_url``, so a
   typo cannot point a load test at someone else's server.
 - Paths (``locustfile``, ``compose_file``) are relative to the scenario file.
+- A compose stack's instances are its backend services' containers: ``web`` for a service that
+  runs one container, ``web-1``, ``web-2``, ... (compose's container number) for one scaled up.
+  ``entry`` and ``toxiproxy`` name a service and the port it listens on inside its container;
+  the harness finds where that port is published on the host. ``proxies`` are created through
+  the Toxiproxy API when the stack comes up (``POST /populate``); the ones Toxiproxy already
+  has are found through its API either way. Targets are checked against the running project.
 
 :meth:`Scenario.to_dict` is the resolved form the run directory keeps (durations in seconds, paths
 absolute); :meth:`Scenario.from_dict` reads it back.
@@ -84,7 +100,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, Self, get_args
@@ -114,6 +130,7 @@ __all__ = [
     "FAULT_ACTIONS",
     "TOXIC_TYPES",
     "AnyFault",
+    "Capacity",
     "DbThrottleFault",
     "DbThrottleParams",
     "Fault",
@@ -122,6 +139,7 @@ __all__ = [
     "Load",
     "MaintenanceFault",
     "Phase",
+    "PostCheck",
     "ProxyDownFault",
     "Scenario",
     "Slo",
@@ -154,6 +172,7 @@ _HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _LOCAL_INSTANCE = re.compile(r"app-[1-9][0-9]*")
 _LOCAL_PROXY = re.compile(r"lb-app-[1-9][0-9]*|app-db")
 _PATH_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_RATE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*/\s*([sm])")
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -389,6 +408,90 @@ class Window(NamedTuple):
     end: float
 
 
+def _port(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535:
+        return value
+    raise _invalid(f"expected a port number from 1 to 65535, got {_show(value)}")
+
+
+def _url_path(value: object) -> str:
+    if isinstance(value, str) and value.startswith("/") and not any(c.isspace() for c in value):
+        return value
+    raise _invalid(f"expected a URL path like /healthz, got {_show(value)}")
+
+
+_ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]*):(?P<port>[0-9]{1,5})")
+
+
+def _address(value: object) -> str:
+    match = _ADDRESS.fullmatch(value) if isinstance(value, str) else None
+    if match and 1 <= int(match["port"]) <= 65535:
+        return str(value)
+    raise _invalid(f"expected host:port like 0.0.0.0:15432 or db:5432, got {_show(value)}")
+
+
+_PROJECT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+def _project(value: object) -> str:
+    if isinstance(value, str) and _PROJECT.fullmatch(value):
+        return value
+    raise _invalid(
+        "expected a compose project name (lowercase letters, digits, '-' and '_'), "
+        f"got {_show(value)}"
+    )
+
+
+Port = Annotated[int, PlainValidator(_port)]
+UrlPath = Annotated[str, PlainValidator(_url_path)]
+Address = Annotated[str, PlainValidator(_address)]
+
+
+class ComposeEntry(_Model):
+    """The compose service load is sent to, the port it listens on in its container (published
+    on the host), and the path that answers 200 once the system is ready to serve."""
+
+    service: Name = "caddy"
+    port: Port = 80
+    ready_path: UrlPath = "/readyz"
+
+
+class ComposeBackends(_Model):
+    """The services whose containers are the instances kill, pause and restart act on."""
+
+    services: tuple[Name, ...] = ("app-1", "app-2", "app-3")
+    port: Port = 8000
+    health_path: UrlPath = "/healthz"
+
+    @model_validator(mode="after")
+    def _some_once_each(self) -> Self:
+        if not self.services:
+            raise _invalid("expected at least one service", "services")
+        for index, service in enumerate(self.services):
+            if service in self.services[:index]:
+                raise _invalid(f"{_show(service)} is listed twice", "services", index)
+        return self
+
+
+class ComposeToxiproxy(_Model):
+    """The compose service that runs Toxiproxy, and its API port in the container."""
+
+    service: Name = "toxiproxy"
+    port: Port = 8474
+
+
+class ProxyLink(_Model):
+    """A Toxiproxy proxy (the ``POST /populate`` format): a link faults can slow or cut.
+    ``listen`` is inside the Toxiproxy container; ``upstream`` as that container reaches it."""
+
+    name: Name
+    listen: Address
+    upstream: Address
+
+
+_COMPOSE_ONLY = ("compose_file", "project", "entry", "backends", "toxiproxy", "proxies")
+
+
 class Stack(_Model):
     """Where the system under test comes from."""
 
@@ -396,6 +499,12 @@ class Stack(_Model):
     entry_url: Url | None = None
     toxiproxy_url: Url | None = None
     compose_file: ExistingPath | None = None
+    # Kind compose: the project and its topology; None means the sample stack's (compose/).
+    project: Annotated[str, PlainValidator(_project)] | None = None
+    entry: ComposeEntry | None = None
+    backends: ComposeBackends | None = None
+    toxiproxy: ComposeToxiproxy | None = None
+    proxies: tuple[ProxyLink, ...] = ()
     # Pairs, not a dict, so the frozen model is frozen all the way down; the same shape as
     # LocalStackConfig.app_env.
     env: tuple[tuple[str, str], ...] = ()
@@ -425,28 +534,54 @@ class Stack(_Model):
     def _fits_kind(self) -> Self:
         if self.kind == "external" and self.entry_url is None:
             raise _invalid("required for kind external (the URL load is sent to)", "entry_url")
-        if self.compose_file is not None and self.kind != "compose":
-            raise _invalid(f"only for kind compose, not {self.kind}", "compose_file")
+        if self.kind != "compose":
+            for key in _COMPOSE_ONLY:
+                if getattr(self, key) not in (None, ()):
+                    raise _invalid(f"only for kind compose, not {self.kind}", key)
+        _unique([p.name for p in self.proxies], "proxies", "name", "proxy")
         if self.env and self.kind == "external":
             raise _invalid("only for stacks the harness runs, not external", "env")
         return self
 
 
+def _arrival_rate(value: object) -> float:
+    """Requests per second: ``50``, ``50/s``, ``1.5/s`` or ``300/m``; 0 is a pause."""
+    number = _as_number(value)
+    if number is None and isinstance(value, str):
+        match = _RATE.fullmatch(value.strip())
+        if match:
+            number = float(match[1]) / (60.0 if match[2] == "m" else 1.0)
+    if number is not None and math.isfinite(number) and number >= 0:
+        return number
+    raise _invalid(f"expected an arrival rate like 50/s (requests per second), got {_show(value)}")
+
+
+ArrivalRate = Annotated[float, PlainValidator(_arrival_rate)]
+LoadModel = Literal["closed", "open"]
+
+
 class Phase(_Model):
-    """One stretch of the load shape: ramp to ``users`` at ``spawn_rate`` users/s, hold."""
+    """One stretch of the load shape. Closed model: ramp to ``users`` at ``spawn_rate`` users/s
+    and hold. Open model: requests start at ``rate`` per second, whatever the answers do."""
 
     name: Name
     duration: PositiveDuration
-    users: WholeNumber
-    spawn_rate: Annotated[float, PlainValidator(_number(0, above=True))]
+    users: WholeNumber | None = None
+    spawn_rate: Annotated[float, PlainValidator(_number(0, above=True))] | None = None
+    rate: ArrivalRate | None = None
 
 
 class Load(_Model):
-    """The Locust side: which users, how many processes, and the phases they run through."""
+    """The Locust side: which users, how many processes, the model, and the phases they run
+    through. ``model: open`` paces arrivals (:mod:`harness.load.open_model`): each phase has a
+    ``rate``, and at most ``max_in_flight`` requests wait for answers at once (past it an
+    arrival is dropped and counted, never sent late)."""
 
     locustfile: ExistingPath
     user_classes: tuple[Annotated[str, PlainValidator(_identifier)], ...] = ()
     workers: WholeNumber = 0
+    model: Annotated[LoadModel, PlainValidator(_one_of(get_args(LoadModel)))] = "closed"
+    max_in_flight: Annotated[int, PlainValidator(_whole_number(1))] = 1000
     phases: tuple[Phase, ...]
 
     @model_validator(mode="after")
@@ -454,6 +589,74 @@ class Load(_Model):
         if not self.phases:
             raise _invalid("expected at least one phase", "phases")
         _unique([p.name for p in self.phases], "phases", "name", "phase")
+        for index, phase in enumerate(self.phases):
+            if self.model == "open":
+                for field in ("users", "spawn_rate"):
+                    if getattr(phase, field) is not None:
+                        raise _invalid(
+                            "not used by the open model (it paces arrivals: give rate)",
+                            "phases",
+                            index,
+                            field,
+                        )
+                if phase.rate is None:
+                    raise _invalid(
+                        "required by load.model open (requests per second, like 50/s)",
+                        "phases",
+                        index,
+                        "rate",
+                    )
+            else:
+                if phase.rate is not None:
+                    raise _invalid(
+                        "only with load.model: open (the closed model runs users)",
+                        "phases",
+                        index,
+                        "rate",
+                    )
+                for field in ("users", "spawn_rate"):
+                    if getattr(phase, field) is None:
+                        raise _invalid("required, but missing", "phases", index, field)
+        return self
+
+    @field_serializer("phases")
+    def _phases_of_the_model(self, phases: tuple[Phase, ...]) -> list[dict[str, Any]]:
+        # Only the fields the model uses: a closed dump without "rate: null" reads back as it
+        # was, and so does an open one without users.
+        return [
+            {
+                key: value
+                for key, value in phase.model_dump(mode="json").items()
+                if value is not None
+            }
+            for phase in phases
+        ]
+
+
+class Capacity(_Model):
+    """``harness capacity``: offered load (arrival rate) from ``start`` up by ``step`` every
+    ``hold`` to at most ``max``; ``faults`` names faults of the scenario to hold for the whole
+    of a second, degraded search; ``always`` faults held in every search (the conditions the
+    rehearsal assumes, such as a database link as slow as production's). ``stop_at_break``: the
+    run ends after the first phase whose whole-run SLOs fail (set in the staircase that
+    ``harness capacity`` generates)."""
+
+    start: Annotated[float, PlainValidator(_arrival_rate)] = 10.0
+    step: Annotated[float, PlainValidator(_arrival_rate)] = 10.0
+    hold: PositiveDuration = 5.0
+    max: Annotated[float, PlainValidator(_arrival_rate)] = 200.0
+    faults: tuple[Name, ...] = ()
+    always: tuple[Name, ...] = ()
+    stop_at_break: bool = False
+
+    @model_validator(mode="after")
+    def _climbs(self) -> Self:
+        if self.start <= 0:
+            raise _invalid(f"expected a rate above 0/s, got {self.start:g}/s", "start")
+        if self.step <= 0:
+            raise _invalid(f"expected a rate above 0/s, got {self.step:g}/s", "step")
+        if self.max < self.start:
+            raise _invalid(f"expected at least start ({self.start:g}/s), got {self.max:g}/s", "max")
         return self
 
 
@@ -570,13 +773,22 @@ class Fault(_Model):
     name: Name
     action: FaultAction
     target: str | None = None
-    at: Duration
+    # None: a catalogue entry, never scheduled; `harness gameday` injects it by hand (its ``for``
+    # is then the default duration), and `harness run` refuses it (it would never happen).
+    at: Duration | None = None
     # ``for`` is a Python keyword, so the attribute is ``for_``; the file and the dump say "for".
     for_: PositiveDuration | None = Field(default=None, alias="for")
 
+    @property
+    def scheduled(self) -> bool:
+        return self.at is not None
+
     def window(self, total: float) -> tuple[float, float]:
         """When the fault is in force: from ``at`` to ``at + for``, or to ``total`` without a
-        ``for`` (it is reverted when the run ends)."""
+        ``for`` (it is reverted when the run ends). A catalogue entry (no ``at``) is planned
+        for no time at all: the empty window at the end of the run."""
+        if self.at is None:
+            return (total, total)
         end = total if self.for_ is None else min(self.at + self.for_, total)
         return (self.at, end)
 
@@ -660,6 +872,60 @@ class Guard(_Check):
     """A condition that aborts the run while it goes (exit code 4)."""
 
 
+_FIELD_PATH = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+
+
+class PostCheck(_Model):
+    """A number read from the system under test before the load and after the run (once every
+    fault is reverted), which SLOs compare: ``check(NAME)``, ``check(NAME, delta)``.
+
+    ``sql``: a query answering one number, run against the stack's own database (on a compose
+    stack with ``psql`` inside its database container); an external stack needs ``dsn``.
+    ``http``: GET this path on the entry URL; ``field`` is a dotted path to a number in the JSON
+    answer (``stats.orders``, ``items.0.count``), the whole answer when omitted. ``headers`` and
+    ``dsn`` may name environment variables as ``${NAME}``, read when the check runs; nothing of
+    a check ever reaches a shell."""
+
+    name: Name
+    sql: Text | None = None
+    dsn: Text | None = None
+    http: UrlPath | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    field: Annotated[str, PlainValidator(_text)] | None = None
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _header_pairs(cls, value: object) -> tuple[tuple[str, str], ...]:
+        if not isinstance(value, Mapping):
+            raise _invalid(f"expected a mapping of Header: value, got {_show(value)}")
+        pairs = []
+        for key, item in value.items():
+            if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z0-9-]+", key):
+                raise _invalid(f"expected an HTTP header name, got {_show(key)}")
+            if not isinstance(item, str) or "\n" in item or "\r" in item:
+                raise _invalid(f"expected a one-line string, got {_show(item)}", key)
+            pairs.append((key, item))
+        return tuple(pairs)
+
+    @field_serializer("headers")
+    def _headers_as_mapping(self, headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
+        return dict(headers)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.sql is None) == (self.http is None):
+            raise _invalid("expected exactly one of sql (a query) or http (a path to GET)")
+        if self.sql is not None:
+            for key in ("headers", "field"):
+                if getattr(self, key):
+                    raise _invalid("only for an http check", key)
+        elif self.dsn is not None:
+            raise _invalid("only for an sql check", "dsn")
+        if self.field is not None and not _FIELD_PATH.fullmatch(self.field):
+            raise _invalid(f"expected a dotted path like stats.orders, got {_show(self.field)}")
+        return self
+
+
 class Scenario(_Model):
     """A whole scenario file, validated. Times are seconds from the start of the run."""
 
@@ -671,6 +937,8 @@ class Scenario(_Model):
     faults: tuple[AnyFault, ...] = ()
     slos: tuple[Slo, ...] = ()
     guards: tuple[Guard, ...] = ()
+    capacity: Capacity | None = None
+    checks: tuple[PostCheck, ...] = ()
 
     # --- the timeline -------------------------------------------------------------------------
 
@@ -720,15 +988,36 @@ class Scenario(_Model):
         _unique([f.name for f in self.faults], "faults", "name", "fault")
         _unique([s.name for s in self.slos], "slos", "name", "SLO")
         _unique([g.name for g in self.guards], "guards", "name", "guard")
+        _unique([c.name for c in self.checks], "checks", "name", "check")
+        for index, check in enumerate(self.checks):
+            if check.sql is not None and check.dsn is None and self.stack.kind == "external":
+                raise _invalid(
+                    "required for an sql check on an external stack", "checks", index, "dsn"
+                )
         self._faults_fit_the_run()
         self._faults_fit_the_stack()
         self._hosts_allowed()
+        self._capacity_faults_known()
         return self
+
+    def _capacity_faults_known(self) -> None:
+        if self.capacity is None:
+            return
+        known = [fault.name for fault in self.faults]
+        for field in ("faults", "always"):
+            for index, name in enumerate(getattr(self.capacity, field)):
+                if name not in known:
+                    hint = _did_you_mean(name, known) or f"known: {', '.join(known) or 'none'}"
+                    raise _invalid(
+                        f"unknown fault {_show(name)} ({hint})", "capacity", field, index
+                    )
 
     def _faults_fit_the_run(self) -> None:
         total = self.total_duration
         end_of_run = format_duration(total)
         for index, fault in enumerate(self.faults):
+            if fault.at is None:
+                continue  # a catalogue entry: injected by hand, whenever and for as long
             if fault.at >= total - _SLACK:
                 raise _invalid(
                     f'fault "{fault.name}" starts at {format_duration(fault.at)}, '
@@ -780,11 +1069,26 @@ class Scenario(_Model):
             host = (urlsplit(url).hostname or "") if url else ""
             if host and not _is_loopback(host) and host not in allowed:
                 raise _invalid(
-                    f'host "{host}" is not loopback; add it to allow_targets if the harness '
-                    "may send load and faults there",
+                    f'host "{host}" is not loopback; add it to allow_targets (or --allow-target '
+                    f"{host}) if the harness may send load and faults there",
                     "stack",
                     field,
                 )
+        from harness.safety import dsn_hosts
+
+        for index, check in enumerate(self.checks):
+            # A ${VAR} is known only when the check runs; a literal host is checked now.
+            if check.dsn is None or "${" in check.dsn:
+                continue
+            for host in dsn_hosts(check.dsn):
+                if not _is_loopback(host) and host.lower() not in allowed:
+                    raise _invalid(
+                        f'host "{host}" is not loopback; add it to allow_targets (or '
+                        f"--allow-target {host}) if the harness may query it",
+                        "checks",
+                        index,
+                        "dsn",
+                    )
 
 
 def _unique(names: list[str], where: str, field: str, what: str) -> None:
@@ -860,8 +1164,10 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load_scenario(path: str | os.PathLike[str]) -> Scenario:
-    """Read and validate a scenario file. Every problem is a one-line :class:`BadInputError`."""
+def load_scenario(path: str | os.PathLike[str], *, allow_targets: Iterable[str] = ()) -> Scenario:
+    """Read and validate a scenario file. Every problem is a one-line :class:`BadInputError`.
+    ``allow_targets``: hosts allowed besides the file's own (``--allow-target``), merged into
+    the scenario's ``allow_targets`` so the run directory records them too."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -869,10 +1175,12 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
         raise BadInputError(f"{path}: not UTF-8 text") from None
     except OSError as exc:
         raise BadInputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return parse_scenario(text, path)
+    return parse_scenario(text, path, allow_targets=allow_targets)
 
 
-def parse_scenario(text: str, path: str | os.PathLike[str]) -> Scenario:
+def parse_scenario(
+    text: str, path: str | os.PathLike[str], *, allow_targets: Iterable[str] = ()
+) -> Scenario:
     """Validate scenario ``text`` as if read from ``path``: messages name it, relative paths in
     it resolve against its directory, and its name defaults to the file's stem."""
     path = Path(path)
@@ -887,6 +1195,10 @@ def parse_scenario(text: str, path: str | os.PathLike[str]) -> Scenario:
             f"{path}: expected a mapping of keys (name, load, ...), got {_show(data)}"
         )
     data = {"name": path.stem, **data}
+    extra = list(allow_targets)
+    listed = data.get("allow_targets")
+    if extra and (listed is None or isinstance(listed, list)):  # else: its own error, below
+        data["allow_targets"] = [*(listed or []), *(h for h in extra if h not in (listed or []))]
     return _validate(data, source=str(path), context={"base_dir": os.path.abspath(path.parent)})
 
 

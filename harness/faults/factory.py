@@ -48,7 +48,7 @@ def build_fault(spec: scenario.Fault, stack: Stack, info: StackInfo) -> Fault:
             name=spec.name,
             target=spec.target,
             stack=stack,
-            healthz_url=instance.endpoint.url("/healthz"),
+            healthz_url=instance.endpoint.url(instance.health_path),
         )
     if isinstance(spec, scenario.ToxicFault):
         params = spec.params

@@ -12,9 +12,10 @@ what is left for the next try.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.faults.base import Fault, error_text
 from harness.faults.factory import fault_from_record
@@ -76,6 +77,7 @@ def roll_back(
     *,
     stack: Stack | None = None,
     on_outcome: Callable[[RollbackOutcome], None] | None = None,
+    check: Callable[[Mapping[str, Any]], None] | None = None,
     attempts: int = 3,
     backoff_s: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
@@ -83,6 +85,9 @@ def roll_back(
     """Revert every pending fault of ``journal``; ``on_outcome`` hears of each as it is settled.
 
     ``stack``, when given, is used for every record instead of the one the record names.
+    ``check`` may refuse a record before anything is rebuilt from it (by raising; it is then
+    reported and not reverted): ``harness.safety.check_record``, so that a crafted journal
+    cannot send requests to a host nobody allowed.
     ``InfrastructureError`` when a live run holds the journal.
     """
     if not journal.path.exists() and not journal.lock_file.exists():
@@ -100,6 +105,8 @@ def roll_back(
         faults: list[tuple[PendingFault, Fault]] = []
         for pending in contents.pending():
             try:
+                if check is not None:
+                    check(pending.record)
                 faults.append((pending, fault_from_record(pending.record, stack=stack)))
             except Exception as exc:  # a bad record, or a bug reading one: the others still run
                 error = f"cannot rebuild it from its record: {error_text(exc)}"

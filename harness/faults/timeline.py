@@ -7,6 +7,14 @@ interrupted halfway, is reverted like any other; it may have half-applied. :meth
 unwinds the armed list newest first, attempting every revert even when some fail (see
 :mod:`harness.faults.sweep`), and closes the timeline: later ticks inject nothing.
 
+Faults can also be injected and reverted by hand while the timeline runs (a game day:
+:meth:`inject_now`, :meth:`revert_now`), from a *catalogue* of faults that need not be scheduled.
+A hand-made fault goes through the same steps (journaled first, its revert registered, then
+injected), its journal lines and events carry ``manual: true`` and ``who``, and
+:meth:`revert_all` reverts it like any other. One fault name is in force at most once at a time
+(its toxics and journal entries are named after it): injecting one that is, by hand or by its
+schedule, is refused, or skipped with a ``fault_error`` event when the schedule comes due.
+
 Use it as a context manager, so every way out (the end of the load, a guard's abort, an
 exception, Ctrl-C, a SIGTERM turned into KeyboardInterrupt by the caller) reverts::
 
@@ -29,17 +37,26 @@ import enum
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from harness.errors import BadInputError, InfrastructureError
+from harness.errors import BadInputError, HarnessError, InfrastructureError
 from harness.faults.base import Fault, error_text
 from harness.faults.journal import Journal, Listener
 from harness.faults.sweep import sweep
 
-__all__ = ["FaultTimeline", "RevertFailure"]
+__all__ = ["FaultConflict", "FaultTimeline", "RevertFailure", "SlotView", "UnknownFault"]
+
+
+class UnknownFault(BadInputError):
+    """A fault name that is not in the timeline's catalogue."""
+
+
+class FaultConflict(HarnessError):
+    """A hand-made step that cannot happen now: the fault is already in force (or not in force,
+    to revert it), or the run is ending."""
 
 
 class _State(enum.Enum):
@@ -58,6 +75,32 @@ class _Slot:
     entry_id: str = ""
     revert_due: float | None = None  # offset at which a tick reverts it; None: revert_all only
     last_error: str = ""
+    manual: bool = False  # injected by hand (inject_now), not by the schedule
+    who: str = ""  # who injected it by hand
+    reverted_by: str = ""  # who reverted it by hand; empty: its schedule, or the end of the run
+    reverted_at: float | None = None  # offset
+
+    def tags(self) -> dict[str, Any]:
+        """What the journal lines and events of a hand-made fault carry besides the schedule's."""
+        return {"manual": True, "who": self.who} if self.manual else {}
+
+
+@dataclass(frozen=True)
+class SlotView:
+    """One fault on the timeline as a person watching it sees it. Offsets in seconds from the
+    start; ``state``: pending (scheduled, not yet due), active (may be in force), reverted,
+    skipped (never injected)."""
+
+    name: str
+    description: str
+    state: str
+    start: float
+    end: float | None
+    manual: bool
+    who: str
+    reverted_by: str
+    reverted_at: float | None
+    error: str
 
 
 @dataclass(frozen=True)
@@ -93,6 +136,7 @@ class FaultTimeline:
     ) -> None:
         self._slots = [_Slot(fault, start, end) for fault, start, end in faults]
         _check(self._slots)
+        self._catalogue: dict[str, Callable[[], Fault]] = {}
         self._journal = journal
         self._clock = clock
         self._sleep = sleep
@@ -121,8 +165,11 @@ class FaultTimeline:
             if self._t0 is None:
                 raise RuntimeError("FaultTimeline.tick() before start()")
             # Checked before each fault: revert_all may close the timeline while one injects.
-            for slot in self._slots:
+            for slot in list(self._slots):
                 if self._open() and slot.state is _State.SCHEDULED and self._offset() >= slot.start:
+                    if self._in_force(slot.fault.name):
+                        self._skip_busy(slot)
+                        continue
                     self._inject(slot)
             if not self._open():
                 return
@@ -154,6 +201,103 @@ class FaultTimeline:
                     if slot.state is _State.ARMED
                 ]
             return list(self.unreverted)
+
+    # --- by hand ---------------------------------------------------------------------------------
+
+    def set_catalogue(self, catalogue: Mapping[str, Callable[[], Fault]]) -> None:
+        """The faults :meth:`inject_now` may inject, each name with what builds a fresh one."""
+        with self._lock:
+            self._catalogue = dict(catalogue)
+
+    @property
+    def catalogue(self) -> list[str]:
+        return list(self._catalogue)
+
+    def inject_now(self, name: str, *, who: str, for_s: float | None = None) -> SlotView:
+        """Inject catalogue fault ``name`` now, by hand; reverted after ``for_s`` seconds by a
+        tick, else by :meth:`revert_now` or the end of the run. Raises :class:`UnknownFault`,
+        :class:`FaultConflict` (already in force, the run not started or ending); a failed
+        inject is journaled and reverted like a scheduled one's, and reported in the view."""
+        with self._lock:
+            build = self._catalogue.get(name)
+            if build is None:
+                known = ", ".join(sorted(self._catalogue)) or "none"
+                raise UnknownFault(f"no fault {name!r} in the catalogue (it has: {known})")
+            if for_s is not None and not (math.isfinite(for_s) and for_s > 0):
+                raise BadInputError(f"fault {name!r}: for: expected a positive duration")
+            if self._t0 is None or not self._open():
+                raise FaultConflict("the run is not going (not started yet, or ending)")
+            if self._in_force(name):
+                raise FaultConflict(f"fault {name!r} is already in force; revert it first")
+            now = self._offset()
+            slot = _Slot(build(), now, None if for_s is None else now + for_s, manual=True, who=who)
+            self._slots.append(slot)
+            self._inject(slot)
+            return self._view(slot)
+
+    def revert_now(self, name: str | None, *, who: str) -> list[SlotView]:
+        """Revert fault ``name`` (every fault in force when None) now, by hand. The timeline
+        stays open: scheduled faults still come. Raises :class:`UnknownFault` for a name neither
+        scheduled nor in the catalogue, :class:`FaultConflict` when it is not in force."""
+        with self._lock:
+            if (
+                name is not None
+                and name not in self._catalogue
+                and not any(slot.fault.name == name for slot in self._slots)
+            ):
+                known = ", ".join(sorted({*self._catalogue, *(s.fault.name for s in self._slots)}))
+                raise UnknownFault(f"no fault {name!r} here (it has: {known or 'none'})")
+            todo = [
+                slot
+                for slot in reversed(self._armed)
+                if slot.state is _State.ARMED and name in (None, slot.fault.name)
+            ]
+            if name is not None and not todo:
+                raise FaultConflict(f"fault {name!r} is not in force")
+            for slot in todo:
+                slot.reverted_by = who
+                try:
+                    self._revert(slot, 1)
+                except Exception:
+                    # Left armed: ticks retry it, and the end of the run reverts it for sure.
+                    slot.reverted_by = ""
+                    slot.revert_due = self._offset() + self._retry_interval_s
+            return [self._view(slot) for slot in todo]
+
+    def views(self) -> list[SlotView]:
+        """Every fault on the timeline, scheduled and hand-made, in the order they start."""
+        with self._lock:
+            return [self._view(slot) for slot in sorted(self._slots, key=lambda s: s.start)]
+
+    def _view(self, slot: _Slot) -> SlotView:
+        state = {
+            _State.SCHEDULED: "pending",
+            _State.ARMED: "active",
+            _State.REVERTED: "reverted",
+            _State.SKIPPED: "skipped",
+        }[slot.state]
+        return SlotView(
+            name=slot.fault.name,
+            description=slot.fault.describe(),
+            state=state,
+            start=slot.start,
+            end=slot.end,
+            manual=slot.manual,
+            who=slot.who,
+            reverted_by=slot.reverted_by,
+            reverted_at=slot.reverted_at,
+            error=slot.last_error,
+        )
+
+    def _in_force(self, name: str) -> bool:
+        return any(slot.fault.name == name and slot.state is _State.ARMED for slot in self._armed)
+
+    def _skip_busy(self, slot: _Slot) -> None:
+        slot.state = _State.SKIPPED
+        slot.last_error = "already in force (injected by hand) when its time came"
+        self._journal.failed(
+            "", slot.fault.name, "schedule", slot.last_error, slot.fault, injected=False
+        )
 
     def active(self) -> list[str]:
         """Names of the faults that may be in force now: armed and not reverted (including one
@@ -187,7 +331,7 @@ class FaultTimeline:
         fault = slot.fault
         try:
             slot.entry_id = self._journal.journaled(
-                fault, at=slot.start, until=slot.end, offset=self._offset()
+                fault, at=slot.start, until=slot.end, offset=self._offset(), **slot.tags()
             )
         except Exception as exc:
             # Not journaled, so not injected: a crash now would leave a fault nobody knows of.
@@ -208,12 +352,25 @@ class FaultTimeline:
                 raise
             self._revert_if_closed_meanwhile(slot)
             return
-        self._note(slot, self._journal.injected, started_at=started_at, offset=self._offset())
+        self._note(
+            slot,
+            self._journal.injected,
+            started_at=started_at,
+            offset=self._offset(),
+            **slot.tags(),
+        )
         if self._revert_if_closed_meanwhile(slot):
             return
         if fault.self_healing:
             slot.state = _State.REVERTED
-            self._note(slot, self._journal.reverted, self_healing=True, offset=self._offset())
+            slot.reverted_at = self._offset()
+            self._note(
+                slot,
+                self._journal.reverted,
+                self_healing=True,
+                offset=self._offset(),
+                **slot.tags(),
+            )
 
     def _revert_if_closed_meanwhile(self, slot: _Slot) -> bool:
         """revert_all ran while this fault's inject did (a signal handler on this thread: the
@@ -240,7 +397,9 @@ class FaultTimeline:
             )
             raise
         slot.state = _State.REVERTED
-        self._note(slot, self._journal.reverted, offset=self._offset())
+        slot.reverted_at = self._offset()
+        by_hand = {"reverted_by": slot.reverted_by} if slot.reverted_by else {}
+        self._note(slot, self._journal.reverted, offset=self._offset(), **slot.tags(), **by_hand)
 
     def _note(self, slot: _Slot, step: Callable[..., None], **detail: Any) -> None:
         """Journal a step that already happened. Its failure (a full disk) is an error event,

@@ -4,6 +4,10 @@ of throughput for the progress line, and the bookkeeping of final flushes.
 Pure Python: the Locust glue registers :meth:`Collector.receive` for the ``harness_buckets``
 message (see :mod:`harness.load.recording` for its format) and reads :meth:`Collector.window`
 once a second. The store is written as shipments arrive, so a crash keeps what was recorded.
+
+The per-name totals a shipment carries are cumulative, so only each worker's latest matters: the
+collector keeps them and writes them all to the meta value :data:`NAMES_META` (node -> name ->
+``{"all": {status: n}, "final": {status: n}}``) whenever one changed.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from harness.errors import InfrastructureError
 from harness.load.buckets import BUCKETS_PER_SECOND, AttemptRecord
 from harness.rundir import EventKind
 
-__all__ = ["Collector", "StoreWriter", "Window", "is_error"]
+__all__ = ["NAMES_META", "Collector", "StoreWriter", "Window", "is_error"]
+
+NAMES_META = "request_names"
 
 # Older buckets than this are forgotten by the live view (the store keeps everything).
 _LIVE_SECONDS = 10
@@ -32,6 +38,8 @@ class StoreWriter(Protocol):
     """The part of :class:`harness.rundir.RunWriter` the collector uses."""
 
     def upsert_buckets(self, parts: Iterable[Mapping[str, object]]) -> int: ...
+
+    def set_meta(self, key: str, value: object) -> None: ...
 
     def add_attempts(self, rows: Iterable[AttemptRecord | Sequence[Any]]) -> int: ...
 
@@ -73,6 +81,7 @@ class Collector:
         self.errors = 0
         self.finals: dict[str, dict[str, Any]] = {}  # node id -> the worker's final totals
         self.senders: set[str] = set()
+        self.names: dict[str, dict[str, Any]] = {}  # node id -> its latest per-name totals
 
     def receive(self, node: str, data: object) -> None:
         """Store one shipment from worker ``node``. InfrastructureError if it is malformed or
@@ -86,6 +95,10 @@ class Collector:
             final = bool(data["final"])
             totals = dict(data["totals"])
             worker = str(data["worker"])
+            # Optional: a worker of an older harness sends none.
+            names = data.get("names")
+            if names is not None and not isinstance(names, Mapping):
+                raise TypeError("names is not a mapping")
         except (KeyError, TypeError, ValueError) as exc:
             raise InfrastructureError(f"worker {node}: malformed shipment: {exc!r}") from None
         self.senders.add(node)
@@ -94,6 +107,9 @@ class Collector:
             self._count(buckets)
         if attempts:
             self._writer.add_attempts(attempts)
+        if names and names != self.names.get(node):
+            self.names[node] = dict(names)
+            self._writer.set_meta(NAMES_META, self.names)
         if dropped:
             self._writer.event(
                 EventKind.NOTE, "attempts_dropped", {"worker": worker, "dropped": dropped}

@@ -53,6 +53,10 @@ class MasterArgs:
     bind_host: str = "127.0.0.1"
     bind_port: int = 0
     worker_timeout_s: float = 60.0
+    # A game day (`harness gameday`): Locust's web UI with the chaos tab on this address; empty
+    # for `harness run`, which has no web UI.
+    web_host: str = ""
+    web_port: int = 8089
 
     def argv(self) -> list[str]:
         out = [
@@ -80,6 +84,8 @@ class MasterArgs:
             out += ["--toxiproxy-url", self.toxiproxy_url]
         if self.stack_ref:
             out += ["--stack-ref", self.stack_ref]
+        if self.web_host:
+            out += ["--web-host", self.web_host, "--web-port", str(self.web_port)]
         return out
 
     @classmethod
@@ -98,6 +104,8 @@ class MasterArgs:
         parser.add_argument("--bind-host", default="127.0.0.1")
         parser.add_argument("--bind-port", type=int, default=0, help="0: any free port")
         parser.add_argument("--worker-timeout", type=float, default=60.0)
+        parser.add_argument("--web-host", default="", help="a game day's web UI; empty: none")
+        parser.add_argument("--web-port", type=int, default=8089)
         ns = parser.parse_args(argv)
         return cls(
             run_dir=ns.run_dir,
@@ -110,6 +118,8 @@ class MasterArgs:
             bind_host=ns.bind_host,
             bind_port=ns.bind_port,
             worker_timeout_s=ns.worker_timeout,
+            web_host=ns.web_host,
+            web_port=ns.web_port,
         )
 
 

@@ -47,6 +47,7 @@ from harness.load.plugin import (
 )
 from harness.load.retry import clients_of, max_attempts_of
 from harness.rundir import RunDir, RunStatus, RunWriter
+from harness.safety import guard_sockets, run_policy, stack_hosts
 from harness.scenario import Scenario
 from harness.stack.base import Stack, StackInfo
 from harness.verdict.guards import GuardEvaluator
@@ -67,11 +68,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run = RunDir.open(args.run_dir)
         scenario = read_scenario(run)
+        # Before the locustfile runs (its import is code too): no connection leaves for a host
+        # the scenario did not allow, nor the stack the harness started (harness.safety).
+        started: list[str] = []
+        policy = run_policy(scenario.allow_targets, args.host, args.toxiproxy_url)
+        guard_sockets(policy, extra_hosts=lambda: started)
         user_classes = load_user_classes(scenario.load.locustfile, scenario.load.user_classes)
         # Parsed again here (the CLI checked them): the master runs on the scenario file it
         # reads, and a bad guard must stop it before any load, not halfway.
         guards = GuardEvaluator(scenario.guards)
         stack, info = resolve_stack(args)
+        started.extend(stack_hosts(info))
     except HarnessError as exc:
         print(f"harness master: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -117,6 +124,7 @@ def _run(
     if max_attempts is not None:
         writer.set_meta("max_attempts", max_attempts)
     with contextlib.ExitStack() as cleanup:
+        gameday = bool(args.web_host)
         timeline = build_timeline(scenario, stack, info, writer, cleanup, args.state_dir)
         plan = PhasePlan.from_scenario(scenario)
         shape = PhaseShape(plan)
@@ -156,10 +164,54 @@ def _run(
         master.install()
         if args.workers == 0:
             WorkerPlugin(environment).install()  # the local runner records its own requests
+        if gameday:
+            open_gameday(args, run, environment, master, scenario, timeline, stack, info, cleanup)
+        if scenario.capacity is not None and scenario.capacity.stop_at_break:
+            from harness.capacity.stepstop import watch_steps
+
+            watch_steps(master, run, scenario)  # a capacity search ends at its broken step
         events: Any = environment.events  # Locust's EventHook methods are unannotated
-        events.init.fire(environment=environment, runner=runner, web_ui=None)
+        events.init.fire(environment=environment, runner=runner, web_ui=environment.web_ui)
         signals.deliver_to(master)
         return master.run()
+
+
+def open_gameday(
+    args: MasterArgs,
+    run: RunDir,
+    environment: Environment,
+    master: MasterPlugin,
+    scenario: Scenario,
+    timeline: Timeline,
+    stack: Stack | None,
+    info: StackInfo,
+    cleanup: contextlib.ExitStack,
+) -> None:
+    """A game day: Locust's web UI with the chaos tab, until ``cleanup`` closes (after the run's
+    faults are reverted: the tab shows them going)."""
+    from harness.faults import FaultTimeline
+    from harness.gameday.desk import CatalogueEntry, DeskTimeline, EmptyTimeline
+    from harness.gameday.session import catalogue_of, gameday_ui
+
+    desk_timeline: DeskTimeline = EmptyTimeline()
+    entries: list[CatalogueEntry] = []
+    if isinstance(timeline, FaultTimeline):
+        builders, entries = catalogue_of(scenario, stack, info)
+        timeline.set_catalogue(builders)
+        desk_timeline = timeline
+    cleanup.enter_context(
+        gameday_ui(
+            environment,
+            master,
+            scenario=scenario,
+            timeline=desk_timeline,
+            catalogue=entries,
+            web_host=args.web_host,
+            web_port=args.web_port,
+            state_dir=args.state_dir,
+            run_dir=run.root,
+        )
+    )
 
 
 class _Signals:
@@ -235,7 +287,8 @@ def build_timeline(
 ) -> Timeline:
     """The scenario's fault timeline on the run's clock, its journal held open (the lock) until
     ``cleanup`` closes; every journal step also becomes a ``fault_*`` event in the run store.
-    The journal is in the local stack's state directory, else in ``state_dir`` (compose)."""
+    The journal is in the local stack's state directory, else in ``state_dir`` (compose).
+    Catalogue faults (without ``at``) are not scheduled: a game day injects them by hand."""
     if not scenario.faults:
         return NoFaults()
     from harness.faults import FaultTimeline, Journal, faults_of_scenario, run_store_listener
@@ -248,7 +301,8 @@ def build_timeline(
             f"scenario {scenario.name!r}: faults need a stack the harness runs (local or "
             "compose) and its state directory for the fault journal"
         )
-    scheduled = faults_of_scenario(scenario.faults, scenario.total_duration, stack, info)
+    timed = tuple(fault for fault in scenario.faults if fault.at is not None)
+    scheduled = faults_of_scenario(timed, scenario.total_duration, stack, info)
     journal = Journal.in_state_dir(state_dir, on_event=run_store_listener(writer))
     cleanup.enter_context(journal)
     # The run's clock (unix time), so start(t0) lines the faults up with the phases.

@@ -4,18 +4,29 @@ Pure Python. The Locust shape (:class:`harness.load.plugin.PhaseShape`) asks :me
 target` for the users it should run; the master's phase clock asks :class:`PhaseMarks` which
 ``phase_start`` / ``phase_end`` events to write. Both measure ``elapsed`` in seconds from the
 start of the load (the master's clock), so a phase's users and its events agree.
+
+In the open model (``load.model: open``) the shape runs a fixed number of *driver* users (one per
+load process) for the whole run; each paces its share of the phases' arrival rates
+(:meth:`PhasePlan.arrivals`, :mod:`harness.load.open_model`).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from harness.scenario import Phase, Scenario
+from harness.scenario import LoadModel, Phase, Scenario
 
-__all__ = ["PhaseMark", "PhaseMarks", "PhasePlan", "PlannedPhase"]
+__all__ = [
+    "ArrivalSchedule",
+    "OpenPlan",
+    "PhaseMark",
+    "PhaseMarks",
+    "PhasePlan",
+    "PlannedPhase",
+]
 
 
 @dataclass(frozen=True)
@@ -28,28 +39,63 @@ class PlannedPhase:
     end: float
     users: int
     spawn_rate: float
+    rate: float | None = None  # arrivals per second (open model); None in the closed model
 
 
 class PhasePlan:
-    """The scenario's phases, back to back from 0."""
+    """The scenario's phases, back to back from 0. ``model`` open: every phase runs ``drivers``
+    users (started at once) that pace the phase's ``rate``; ``max_in_flight`` bounds the
+    requests waiting for an answer, over all drivers."""
 
-    def __init__(self, phases: Sequence[Phase]) -> None:
+    def __init__(
+        self,
+        phases: Sequence[Phase],
+        *,
+        model: LoadModel = "closed",
+        drivers: int = 1,
+        max_in_flight: int = 1000,
+    ) -> None:
         if not phases:
             raise ValueError("a plan needs at least one phase")
+        if drivers < 1:
+            raise ValueError("the open model needs at least one driver user")
+        self.model: LoadModel = model
+        self.drivers = drivers
+        self.max_in_flight = max_in_flight
         planned = []
         start = 0.0
         for index, phase in enumerate(phases):
             end = start + phase.duration
-            planned.append(
-                PlannedPhase(index, phase.name, start, end, phase.users, phase.spawn_rate)
-            )
+            if model == "open":
+                rate = phase.rate or 0.0
+                planned.append(
+                    PlannedPhase(index, phase.name, start, end, drivers, float(drivers), rate)
+                )
+            else:
+                if phase.users is None or phase.spawn_rate is None:
+                    raise ValueError(f"phase {phase.name} has no users or spawn_rate")
+                planned.append(
+                    PlannedPhase(index, phase.name, start, end, phase.users, phase.spawn_rate)
+                )
             start = end
         self.phases: tuple[PlannedPhase, ...] = tuple(planned)
         self._starts = [p.start for p in planned]
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> PhasePlan:
-        return cls(scenario.load.phases)
+        load = scenario.load
+        # One driver per load process: Locust spreads users evenly over the workers, so each
+        # gets one and paces 1/drivers of every rate.
+        return cls(
+            load.phases,
+            model=load.model,
+            drivers=max(1, load.workers),
+            max_in_flight=load.max_in_flight,
+        )
+
+    def arrivals(self) -> tuple[tuple[float, float, float], ...]:
+        """``(start, end, rate)`` of every phase, for the open model's drivers."""
+        return tuple((p.start, p.end, p.rate or 0.0) for p in self.phases)
 
     @property
     def total(self) -> float:
@@ -127,3 +173,73 @@ class PhaseMarks:
             out.append(PhaseMark("end", mark.phase, mark.planned, cut_short=True))
         self._next = len(self._marks)
         return out
+
+
+@dataclass(frozen=True)
+class OpenPlan:
+    """What a driver needs: the run's start (unix seconds), each phase's ``(start, end, rate)``
+    in seconds from it, how many drivers share the rates, and the in-flight cap over them all."""
+
+    t0: float
+    phases: tuple[tuple[float, float, float], ...]
+    drivers: int
+    max_in_flight: int
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "t0": self.t0,
+            "phases": [list(phase) for phase in self.phases],
+            "drivers": self.drivers,
+            "max_in_flight": self.max_in_flight,
+        }
+
+    @classmethod
+    def from_message(cls, data: Mapping[str, Any]) -> OpenPlan:
+        return cls(
+            t0=float(data["t0"]),
+            phases=tuple((float(a), float(b), float(r)) for a, b, r in data["phases"]),
+            drivers=int(data["drivers"]),
+            max_in_flight=int(data["max_in_flight"]),
+        )
+
+    @property
+    def pool_size(self) -> int:
+        """The in-flight cap of one driver (at least one)."""
+        return max(1, self.max_in_flight // self.drivers)
+
+
+class ArrivalSchedule:
+    """The intended send times (unix seconds) of one driver: in each phase, evenly spaced at
+    ``rate * share`` per second, the first ``offset`` (a fraction of the spacing) into it, so
+    drivers with different offsets interleave instead of arriving together."""
+
+    def __init__(
+        self,
+        t0: float,
+        phases: Sequence[tuple[float, float, float]],
+        *,
+        share: float = 1.0,
+        offset: float = 0.0,
+    ) -> None:
+        if not 0.0 <= offset < 1.0:
+            raise ValueError(f"offset is a fraction of the spacing, 0 <= offset < 1: {offset}")
+        self.t0 = t0
+        self.phases = tuple(phases)
+        self.share = share
+        self.offset = offset
+
+    def __iter__(self) -> Iterator[float]:
+        for start, end, rate in self.phases:
+            per_second = rate * self.share
+            if per_second <= 0:
+                continue
+            spacing = 1.0 / per_second
+            # Counted by index, not by adding the spacing up: no drift over a long phase.
+            k = 0
+            while (at := start + (k + self.offset) * spacing) < end:
+                yield self.t0 + at
+                k += 1
+
+    def count(self) -> int:
+        """How many arrivals the schedule holds (for tests and the report)."""
+        return sum(1 for _ in self)

@@ -126,6 +126,16 @@ class PhaseShape(LoadTestShape):
     def begin(self, t0: float) -> None:
         self._t0 = t0
 
+    # Read by the open model's drivers (harness.load.open_model): the arrival schedule is the
+    # phases on this clock.
+    @property
+    def plan(self) -> PhasePlan:
+        return self._plan
+
+    @property
+    def t0(self) -> float | None:
+        return self._t0
+
     def reset_time(self) -> None:
         """Locust resets the shape's clock whenever a test starts; ours is the run's, set once."""
 
@@ -257,6 +267,13 @@ class MasterPlugin:
         self._revert_errors: list[str] = []
         self._greenlets: list[Any] = []
         self._last_active: list[str] = []
+        # Each shipment's buckets (serialized, after the store took them), for a game day's live
+        # board; a person's Stop (a game day's web UI) ends the run as interrupted.
+        self.shipment_listeners: list[Callable[[Sequence[Any]], None]] = []
+        self.stopped_by: str | None = None
+        # A planned early end that is not a failure (a capacity search's step broke): the run
+        # completes with what it played (harness.capacity.stepstop).
+        self.ended_early: str | None = None
 
     # --- wiring ---------------------------------------------------------------------------------
 
@@ -276,6 +293,27 @@ class MasterPlugin:
             logger.warning("signal %d: stopping the run, reverting faults", signum)
         self._done.set()
 
+    def stop_by(self, who: str) -> None:
+        """A person stopped the game day (the web UI's Stop): the run ends as interrupted, its
+        faults reverted first, like a Ctrl-C."""
+        if self.stopped_by is None and not self._done.is_set():
+            self.stopped_by = who
+            logger.warning("stopped by %s: stopping the run, reverting faults", who)
+        self._done.set()
+
+    def end_early(self, reason: str) -> None:
+        """End the run now as completed, though phases are left (the load stops, the faults
+        are reverted, the phase playing is marked cut short)."""
+        if self.ended_early is None and not self._done.is_set():
+            self.ended_early = reason
+            self._say(f"ending the run early: {reason}")
+        self._done.set()
+
+    @property
+    def ending(self) -> bool:
+        """The run is stopping (or over): no fault may be injected any more."""
+        return bool(self._done.is_set())
+
     def _on_shipment(self, environment: Environment, msg: Any, **_: object) -> None:
         try:
             self.collector.receive(str(msg.node_id), msg.data)
@@ -286,6 +324,11 @@ class MasterPlugin:
             return
         # Stored, so well formed: the guards see exactly what the verdict will.
         self.guards.feed(msg.data["buckets"])
+        for listener in self.shipment_listeners:
+            try:
+                listener(msg.data["buckets"])
+            except Exception:  # a live view's bug must not cost the run its data
+                logger.exception("a shipment listener failed")
 
     def _revert_on_event(self, **_: object) -> None:
         self._revert()
@@ -313,9 +356,10 @@ class MasterPlugin:
         except HarnessError as exc:
             error = exc
         finally:
-            if self.aborted_by:
+            if self.aborted_by or self.ended_early is not None:
                 # A guard stops the run to spare the system under test: the load that hurts it
-                # stops first (its test_stop reverts the faults as well).
+                # stops first (its test_stop reverts the faults as well). So does an early end:
+                # reverting first would record the healing under load the run no longer wants.
                 self._stop_load()
             # Whatever happened above (an exception included), faults are reverted first.
             self._stop_fault_ticker()
@@ -542,10 +586,15 @@ class MasterPlugin:
         if self.interrupted_by is not None:
             detail["signal"] = self.interrupted_by
             return RunResult(RunStatus.INTERRUPTED, detail)
+        if self.stopped_by is not None:
+            detail["stopped_by"] = self.stopped_by
+            return RunResult(RunStatus.INTERRUPTED, detail)
         if self.t0 is None:
             detail["error"] = "the load never started"
             return RunResult(RunStatus.CRASHED, detail)
-        if not self.shape.finished:
+        if self.ended_early is not None:
+            detail["ended_early"] = self.ended_early
+        elif not self.shape.finished:
             detail["error"] = "the load stopped before its last phase ended (every worker quit?)"
             return RunResult(RunStatus.CRASHED, detail)
         if self._store_errors or self._revert_errors:

@@ -11,6 +11,13 @@ belongs to, its attempt number, and whether it ends that logical request. Any ot
 plain ``FastHttpUser``, a custom client) is one attempt that ends its own logical request, a
 success when Locust reported no exception.
 
+A request of the open model (:mod:`harness.load.open_model`) that starts an arrival carries its
+*intended* send time (unix seconds) under :data:`INTENDED_KEY`: its latency is counted from then,
+not from when it went out, and it is filed in the bucket of that moment. A system that stalls
+cannot hide the stall by slowing the load down (coordinated omission): the arrivals it held up
+show the wait they really had. The open model's drivers count their arrivals, and those dropped
+because ``max_in_flight`` were already waiting, in :data:`ARRIVALS`; the totals carry them.
+
 The shipment (a Locust message's data, so msgpack: lists and str-keyed maps only)::
 
     {"worker": "w0",                 # the worker's tag, also the prefix of its logical ids
@@ -18,23 +25,32 @@ The shipment (a Locust message's data, so msgpack: lists and str-keyed maps only
      "attempts": [[logical_id, attempt, t, status, latency, retry_after_followed], ...],
      "dropped": 0,                   # attempt records the recorder's limit dropped
      "final": false,                 # true once, when the worker stopped: nothing follows
-     "totals": {"requests": 812, "statuses": {"200": 800, "0": 12}}}
+     "totals": {"requests": 812, "statuses": {"200": 800, "0": 12}},
                                      # cumulative over the worker's run, so the master can check
                                      # that what it stored adds up to what the worker saw
+     "names": {"/checkout": {"all": {"201": 40, "503": 3}, "final": {"201": 40, "503": 1}}}}
+                                     # cumulative responses per Locust request name: of every
+                                     # attempt, and of the attempts that ended their logical
+                                     # request; at most MAX_NAMES names, the rest under "(other)"
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final, TypedDict
+from typing import Any, Final, NotRequired, TypedDict
 
 from harness.load.buckets import BucketRecorder, SerializedBucket
 from harness.load.retry import parse_retry_after
 
 __all__ = [
+    "ARRIVALS",
     "CONTEXT_KEY",
+    "INTENDED_KEY",
+    "MAX_NAMES",
     "MESSAGE_TYPE",
+    "OTHER_NAME",
+    "ArrivalCounts",
     "AttemptContext",
     "RequestRecorder",
     "Shipment",
@@ -43,10 +59,16 @@ __all__ = [
 
 MESSAGE_TYPE: Final = "harness_buckets"
 CONTEXT_KEY: Final = "harness_attempt"
+INTENDED_KEY: Final = "harness_intended"
 
 # Retry-After is read only where it means something to the verdict (503) or to a client (429):
 # looking up a header on every 200 would be paid by every request for nothing.
 _RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
+
+# A locustfile that puts ids in its request names (no name= argument) would grow the per-name
+# totals without bound; past this many names the rest are counted together.
+MAX_NAMES: Final = 200
+OTHER_NAME: Final = "(other)"
 
 
 class AttemptContext:
@@ -72,9 +94,31 @@ class AttemptContext:
         )
 
 
+class ArrivalCounts:
+    """The open model's arrivals in this process: how many were due, and how many were dropped
+    because ``max_in_flight`` requests were already waiting (so none is silently sent late)."""
+
+    __slots__ = ("arrivals", "dropped")
+
+    def __init__(self) -> None:
+        self.arrivals = 0
+        self.dropped = 0
+
+
+# One per process, like the recorder: the drivers count here, the recorder ships the totals.
+ARRIVALS: Final = ArrivalCounts()
+
+
 class WorkerTotals(TypedDict):
     requests: int
     statuses: dict[str, int]
+    arrivals: NotRequired[int]
+    arrivals_dropped: NotRequired[int]
+
+
+class NameTotals(TypedDict):
+    all: dict[str, int]
+    final: dict[str, int]
 
 
 class Shipment(TypedDict):
@@ -84,6 +128,7 @@ class Shipment(TypedDict):
     dropped: int
     final: bool
     totals: WorkerTotals
+    names: dict[str, NameTotals]
 
 
 class RequestRecorder:
@@ -99,12 +144,16 @@ class RequestRecorder:
         tag: str = "local",
         recorder: BucketRecorder | None = None,
         clock: Callable[[], float] = time.time,
+        arrivals: ArrivalCounts = ARRIVALS,
     ) -> None:
         self.tag = tag
         self._recorder = recorder if recorder is not None else BucketRecorder()
         self._clock = clock
+        self._arrivals = arrivals
         self._requests = 0
         self._statuses: dict[int, int] = {}
+        # name -> [status -> attempts, status -> final attempts]
+        self._names: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
         self._finished = False
 
     @property
@@ -119,6 +168,7 @@ class RequestRecorder:
         context: Mapping[str, object] | None = None,
         exception: object = None,
         start_time: float | None = None,
+        name: object = None,
         **_: object,
     ) -> None:
         """The ``events.request`` listener. ``response_time`` is in milliseconds, as Locust has it.
@@ -131,6 +181,11 @@ class RequestRecorder:
         status = (getattr(response, "status_code", 0) or 0) if response is not None else 0
         latency = response_time / 1000.0
         t = start_time if start_time is not None else self._clock() - latency
+        intended = context.get(INTENDED_KEY) if context else None
+        if isinstance(intended, float) and intended < t:
+            # Open model: the wait before the request could go out is part of its latency.
+            latency += t - intended
+            t = intended
         retry_after = None
         if status in _RETRY_AFTER_STATUSES:
             headers = getattr(response, "headers", None)
@@ -146,6 +201,7 @@ class RequestRecorder:
         else:
             attempt, final, ok = 1, True, exception is None
             logical = self.tag  # a single attempt that ends itself: never in the attempt log
+        self._count_name(name, status, final)
         self._recorder.record_attempt(
             t,
             latency,
@@ -156,6 +212,20 @@ class RequestRecorder:
             final=final,
             ok=ok,
         )
+
+    def _count_name(self, name: object, status: int, final: bool) -> None:
+        key = name if isinstance(name, str) else OTHER_NAME
+        counts = self._names.get(key)
+        if counts is None:
+            if len(self._names) >= MAX_NAMES:
+                key = OTHER_NAME
+                counts = self._names.get(key)
+            if counts is None:
+                counts = self._names[key] = ({}, {})
+        every, last = counts
+        every[status] = every.get(status, 0) + 1
+        if final:
+            last[status] = last.get(status, 0) + 1
 
     def shipment(self, *, final: bool = False, now: float | None = None) -> Shipment | None:
         """What to send to the master now, or None when there is nothing new (and not final).
@@ -184,8 +254,23 @@ class RequestRecorder:
             "attempts": [list(record) for record in attempts],
             "dropped": dropped,
             "final": final,
-            "totals": {
-                "requests": self._requests,
-                "statuses": {str(code): n for code, n in sorted(statuses.items())},
+            "totals": self._totals(statuses),
+            "names": {
+                name: {"all": _by_code(every), "final": _by_code(last)}
+                for name, (every, last) in self._names.items()
             },
         }
+
+    def _totals(self, statuses: dict[int, int]) -> WorkerTotals:
+        totals: WorkerTotals = {
+            "requests": self._requests,
+            "statuses": {str(code): n for code, n in sorted(statuses.items())},
+        }
+        if self._arrivals.arrivals:
+            totals["arrivals"] = self._arrivals.arrivals
+            totals["arrivals_dropped"] = self._arrivals.dropped
+        return totals
+
+
+def _by_code(counts: dict[int, int]) -> dict[str, int]:
+    return {str(code): n for code, n in sorted(counts.items())}

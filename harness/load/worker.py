@@ -29,6 +29,7 @@ from harness.errors import BadInputError, HarnessError
 from harness.load.entry import configure_logging, load_user_classes
 from harness.load.launch import WorkerArgs
 from harness.load.plugin import WorkerPlugin
+from harness.safety import guard_sockets, host_of, run_policy
 
 __all__ = ["main"]
 
@@ -38,18 +39,34 @@ EXIT_INFRASTRUCTURE = 3
 def main(argv: Sequence[str] | None = None) -> int:
     args = WorkerArgs.parse(argv)
     configure_logging("worker")
+    target = _TargetHost()
     with tempfile.TemporaryDirectory(prefix="harness-worker-") as scratch:
         try:
+            # Before the locustfile runs: connections go to loopback, $HARNESS_ALLOW_TARGETS,
+            # and the host the master sends with the load (harness.safety).
+            guard_sockets(run_policy(()), extra_hosts=target.hosts)
             locustfile = args.locustfile or _fetch_locustfile(args, Path(scratch))
             user_classes = load_user_classes(locustfile)
         except HarnessError as exc:
             print(f"harness worker: {exc}", file=sys.stderr)
             return exc.exit_code
-        return _work(args, user_classes)
+        return _work(args, user_classes, target)
 
 
-def _work(args: WorkerArgs, user_classes: list[type[locust.User]]) -> int:
+class _TargetHost:
+    """The host the master runs the load against, once its spawn message has said it."""
+
+    def __init__(self) -> None:
+        self.environment: Environment | None = None
+
+    def hosts(self) -> tuple[str, ...]:
+        host = self.environment.host if self.environment is not None else None
+        return (host_of(host),) if host else ()
+
+
+def _work(args: WorkerArgs, user_classes: list[type[locust.User]], target: _TargetHost) -> int:
     environment = Environment(user_classes=user_classes, events=locust.events)
+    target.environment = environment
     plugin = WorkerPlugin(environment)
     plugin.install()
     try:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness.integrity.readings import CheckValues, check_values
 from harness.load.buckets import BUCKETS_PER_SECOND, Bucket
+from harness.report.loadmodel import CLOSED, LoadModelInfo, load_model_of
 from harness.report.model import (
     JudgementLike,
     Outcome,
@@ -65,6 +67,10 @@ class RunReport:
     # ..."): two runs of one scenario with different clients must not read alike.
     clients: tuple[str, ...] = ()
     aborted_by: tuple[str, ...] = ()  # the guard breaches that stopped the run, in words
+    # The post-run checks (harness.integrity): readings before the load and after the run.
+    checks: tuple[CheckValues, ...] = ()
+    # Closed or open (with its rates and dropped arrivals): latencies mean different things.
+    load_model: LoadModelInfo = CLOSED
 
     @property
     def duration(self) -> float | None:
@@ -121,6 +127,14 @@ def _error_of(events: Sequence[Event]) -> str:
             error = event.detail.get("error")
             return str(error) if error else ""
     return ""
+
+
+def _ended_early(events: Sequence[Event]) -> tuple[str, ...]:
+    """Why a run that completed stopped before its last phase (a capacity step broke)."""
+    for event in reversed(events):
+        if event.kind is EventKind.RUN_END and event.detail.get("ended_early"):
+            return (f"ended early, as planned: {event.detail['ended_early']}",)
+    return ()
 
 
 def _totals(buckets: Sequence[Bucket], series: Series) -> WindowStats:
@@ -195,7 +209,19 @@ def collect(
         phases=phase_stats(buckets, series.phases, origin=series.origin),
         totals=_totals(buckets, series),
         events=tuple(events),
-        notes=tuple(notes),
+        notes=(*notes, *_ended_early(events)),
         clients=_clients_of(meta, scenario),
         aborted_by=_breaches_of(events),
+        checks=_checks_of(events, scenario),
+        load_model=load_model_of(scenario, events),
     )
+
+
+def _checks_of(events: Sequence[Event], scenario: Mapping[str, Any]) -> tuple[CheckValues, ...]:
+    declared = scenario.get("checks")
+    names = [
+        str(c["name"])
+        for c in (declared if isinstance(declared, list) else [])
+        if isinstance(c, Mapping) and "name" in c
+    ]
+    return tuple(check_values(events, names).values())

@@ -25,7 +25,8 @@ from harness.report.data import RunReport
 from harness.report.plots import PLOTS
 from harness.report.series import FaultSpan
 from harness.report.stats import WindowStats
-from harness.rundir import Event
+from harness.report.terminal import check_rows
+from harness.rundir import Event, RunStatus
 
 __all__ = ["TEMPLATE", "load_template", "render_html"]
 
@@ -89,12 +90,18 @@ def _fault_rows(report: RunReport) -> list[dict[str, str]]:
     origin = report.series.origin
     recoveries = {r.fault: r for r in report.recoveries}
     spans: dict[str, FaultSpan] = {}
+    repeats: list[tuple[str, FaultSpan]] = []  # a fault injected again (by hand): a row each
     for fault in report.series.faults:
+        if fault.name in spans:
+            repeats.append((fault.name, fault))
         spans.setdefault(fault.name, fault)
     rows = []
-    for name in dict.fromkeys([*spans, *recoveries]):
-        span = spans.get(name)
-        rec = recoveries.get(name)
+    keys: list[tuple[str, FaultSpan | None]] = [
+        (name, spans.get(name)) for name in dict.fromkeys([*spans, *recoveries])
+    ]
+    for index, (name, span) in enumerate([*keys, *repeats]):
+        # The verdict judges a fault's first injection; a repeat's recovery is not judged.
+        rec = recoveries.get(name) if index < len(keys) else None
         # The events say when a fault was injected and reverted; the verdict, how it recovered.
         injected = fmt.offset(span.start) if span else "not injected"
         reverted = fmt.offset(span.end) if span and span.reverted else "not reverted"
@@ -119,6 +126,8 @@ def _fault_rows(report: RunReport) -> list[dict[str, str]]:
             {
                 "name": name,
                 "description": span.description if span else "",
+                # A game day's fault injected by hand: who did it, for the review.
+                "manual": f"manual, by {span.who or '?'}" if span and span.manual else "",
                 "injected": injected,
                 "reverted": reverted,
                 "impact": impact,
@@ -182,6 +191,23 @@ def _is_noise(event: Event) -> bool:
     return event.kind.value == "fault_journaled"
 
 
+def _crash_note(report: RunReport) -> str:
+    """For a run that never recorded its end, what the page shows and what may be left behind.
+
+    Only a writer that died says nothing: the Locust master records every end it lives through,
+    and `harness run` records a master that died. So both were killed (SIGKILL, the OOM killer,
+    a machine that stopped), and with them whatever would have reverted the faults.
+    """
+    if report.ended_at is not None or report.status is not RunStatus.CRASHED:
+        return ""
+    return (
+        "The run recorded no end: `harness run` and its Locust master were killed (or the "
+        f"machine stopped) about {fmt.offset(report.totals.end)} into the run. Below is "
+        "everything it recorded up to then. Faults it had in force may still be: `harness "
+        "rollback` reverts them."
+    )
+
+
 def _badge_caption(report: RunReport) -> str:
     j = report.judgement
     failed = sum(1 for v in j.verdicts if not v.passed)
@@ -208,11 +234,17 @@ def context(report: RunReport, plots: Mapping[str, bytes]) -> dict[str, Any]:
         "badge_caption": _badge_caption(report),
         "exit_code": str(report.exit_code),
         "error": report.error,
+        "crash_note": _crash_note(report),
         "notes": list(report.notes),
         "clients": ", ".join(report.clients) or "not recorded",
+        "load_model": report.load_model.text,
         "aborted_by": list(report.aborted_by),
         "verdicts": _verdict_rows(report),
         "faults": _fault_rows(report),
+        "checks": [
+            dict(zip(("name", "before", "after", "delta", "error"), row, strict=True))
+            for row in check_rows(report)
+        ],
         "phases": [_phase_row(p) for p in report.phases],
         "totals": _phase_row(report.totals, total=True),
         "plots": [

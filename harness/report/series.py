@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from harness.errors import BadInputError
@@ -97,6 +97,9 @@ class FaultSpan:
     end: float
     reverted: bool
     description: str = ""
+    manual: bool = False  # injected by hand on a game day, by ``who``
+    who: str = ""
+    reverted_by: str = ""  # who reverted it by hand; empty: its schedule or the end of the run
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,11 @@ def fault_spans(events: Sequence[Event], origin: float, end: float) -> tuple[Fau
             open_.setdefault(event.name, []).append(event)
         elif event.kind is EventKind.FAULT_REVERTED and open_.get(event.name):
             injected = open_[event.name].pop(0)
-            spans.append((injected.id, _fault_span(injected, event.t, origin, reverted=True)))
+            span = _fault_span(injected, event.t, origin, reverted=True)
+            by = event.detail.get("reverted_by")
+            if isinstance(by, str) and by:
+                span = replace(span, reverted_by=by)
+            spans.append((injected.id, span))
     for pending in open_.values():
         for injected in pending:
             spans.append((injected.id, _fault_span(injected, end, origin, reverted=False)))
@@ -212,12 +219,15 @@ def fault_spans(events: Sequence[Event], origin: float, end: float) -> tuple[Fau
 
 def _fault_span(injected: Event, stop: float, origin: float, *, reverted: bool) -> FaultSpan:
     description = injected.detail.get("description")
+    who = injected.detail.get("who")
     return FaultSpan(
         name=injected.name,
         start=injected.t - origin,
         end=max(stop, injected.t) - origin,
         reverted=reverted,
         description=description if isinstance(description, str) else "",
+        manual=injected.detail.get("manual") is True,
+        who=who if isinstance(who, str) else "",
     )
 
 

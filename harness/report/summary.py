@@ -21,6 +21,8 @@ freely, but rename or retype one only with a new ``format``.
     notes         things every reader must know (e.g. the SLOs were not judged, and why)
     clients       the User classes that made the load, each with how it retries, as text
                   ("ShopUser (up to 4 attempts, ...)"); empty when the run recorded none
+    load_model    {"model": "closed"}, or for the open model also rates ({phase: arrivals/s}),
+                  max_in_flight, arrivals and arrivals_dropped (null when not recorded)
     aborted_by    the guard breaches that stopped the run, as text; empty unless aborted
     slos[]        one per SLO of the scenario:
         name, expression, window, detail      strings
@@ -39,7 +41,10 @@ freely, but rename or retype one only with a new ``format``.
         time_to_first_impact_s, failed_requests (int)
     faults[]      the faults as the events recorded them: name, description, injected_s,
                   reverted_s, reverted (false: still in force when the run ended; reverted_s
-                  is then the end of the run)
+                  is then the end of the run), manual (injected by hand on a game day), who
+                  (who injected it by hand, else ""), reverted_by (who reverted it by hand)
+    checks[]      the post-run checks: name, before, after, delta (null where not read),
+                  errors (why a reading is missing)
     totals        the numbers below, over the whole run
     phases[]      one per phase, from its phase_start event to its phase_end:
         name, start_s, end_s, duration_s, users (or null), attempts, requests (logical, done),
@@ -78,12 +83,14 @@ KEYS: Final = (
     "error",
     "notes",
     "clients",
+    "load_model",
     "aborted_by",
     "slos",
     "recoveries",
     "faults",
     "phases",
     "totals",
+    "checks",
 )
 
 
@@ -171,6 +178,9 @@ def summary(report: RunReport) -> dict[str, Any]:
             "injected_s": f.start,
             "reverted_s": f.end,
             "reverted": f.reverted,
+            "manual": f.manual,
+            "who": f.who,
+            "reverted_by": f.reverted_by,
         }
         for f in report.series.faults
     ]
@@ -190,12 +200,23 @@ def summary(report: RunReport) -> dict[str, Any]:
         "error": report.error or None,
         "notes": list(report.notes),
         "clients": list(report.clients),
+        "load_model": report.load_model.to_json(),
         "aborted_by": list(report.aborted_by),
         "slos": slos,
         "recoveries": recoveries,
         "faults": faults,
         "phases": [_stats(p) for p in report.phases],
         "totals": _stats(report.totals),
+        "checks": [
+            {
+                "name": c.name,
+                "before": _num(c.before),
+                "after": _num(c.after),
+                "delta": _num(c.delta),
+                "errors": list(c.errors),
+            }
+            for c in report.checks
+        ],
     }
     assert tuple(data) == KEYS  # the docstring, KEYS and this dict move together
     return data

@@ -77,7 +77,7 @@ def _columns(rows: Sequence[Sequence[str]], header: Sequence[str]) -> list[str]:
 
 def plain_lines(report: RunReport) -> list[str]:
     """The same content as :func:`show`, as plain text lines."""
-    lines = [_headline(report)]
+    lines = [_headline(report), f"load: {report.load_model.text}"]
     lines += [f"aborted by guard: {reason}" for reason in report.aborted_by]
     if report.error:
         lines.append(f"error: {report.error}")
@@ -90,7 +90,23 @@ def plain_lines(report: RunReport) -> list[str]:
     if recoveries:
         lines.append("")
         lines += _columns(recoveries, ("FAULT", "FIRST IMPACT", "RECOVERY", "FAILED REQUESTS"))
+    checks = check_rows(report)
+    if checks:
+        lines.append("")
+        lines += _columns(checks, ("CHECK", "BEFORE", "AFTER", "DELTA", "ERROR"))
     return lines
+
+
+def check_rows(report: RunReport) -> list[tuple[str, str, str, str, str]]:
+    """One row per post-run check: its readings, and why one is missing."""
+
+    def shown(value: float | None) -> str:
+        return "none" if value is None else f"{value:g}"
+
+    return [
+        (c.name, shown(c.before), shown(c.after), shown(c.delta), "; ".join(c.errors))
+        for c in report.checks
+    ]
 
 
 def _rich(report: RunReport, console: Console) -> None:
@@ -98,6 +114,7 @@ def _rich(report: RunReport, console: Console) -> None:
     headline.append(f" {report.outcome.value} ", style=_STYLE[report.outcome])
     headline.append(f"  {_headline(report).split('  ', 1)[1]}")
     console.print(headline)
+    console.print(Text(f"load: {report.load_model.text}"))
     for reason in report.aborted_by:
         console.print(Text(f"aborted by guard: {reason}", style="dark_orange3"))
     if report.error:
@@ -123,6 +140,15 @@ def _rich(report: RunReport, console: Console) -> None:
         for fault, impact, recovery, failed in recoveries:
             style = "bold red" if recovery == "never recovered" else ""
             table.add_row(Text(fault), Text(impact), Text(recovery, style=style), Text(failed))
+        console.print(table)
+    checks = check_rows(report)
+    if checks:
+        table = Table(title="Checks", title_justify="left")
+        for name in ("Check", "Before", "After", "Delta", "Error"):
+            right = name in ("Before", "After", "Delta")
+            table.add_column(name, justify="right" if right else "left", overflow="fold")
+        for row in checks:
+            table.add_row(*(Text(cell) for cell in row))
         console.print(table)
 
 

@@ -64,6 +64,8 @@ class Instance:
     name: str
     endpoint: Endpoint
     proxy: str
+    # Answers 200 while the instance lives (readiness aside); a restarted one is waited for here.
+    health_path: str = "/healthz"
 
 
 @dataclass(frozen=True)

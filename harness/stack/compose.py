@@ -6,11 +6,17 @@
                      ├─► toxiproxy lb-app-2 ─► app-2 ─┼─► toxiproxy app-db ─► postgres
                      └─► toxiproxy lb-app-3 ─► app-3 ─┘
 
+That is the default :class:`ComposeTopology`; a user's own project names its own: the entry
+service (load goes there), the backend services (their containers are the instances faults kill,
+pause and restart), the Toxiproxy service and the proxies (links) to create in it.
+
 ``up`` and ``down`` run the installed compose command (``docker compose`` when the v2 plugin is
 there, else ``docker-compose``); everything else asks the Docker engine through the SDK and finds
 containers by the labels compose puts on them (``com.docker.compose.project``,
-``com.docker.compose.service``). Each shop instance is its own service, so ``kill`` and ``pause``
-hit exactly one container.
+``com.docker.compose.service``, ``com.docker.compose.container-number``). An instance is named
+after its service when the service runs one container (the sample's ``app-1``), and
+``<service>-<n>`` by container number when it is scaled up (``web-1``, ``web-2``), so a fault hits
+exactly one container either way. The proxies are those Toxiproxy's API lists.
 
 The engine is the durable state: published ports, the admin token (the instances'
 environment) and container addresses are read back from it, so any process that knows the
@@ -22,18 +28,21 @@ Instances and the database are reached at their container addresses (``Instance.
 
 from __future__ import annotations
 
-import json
+import contextlib
+import ipaddress
 import os
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from harness.errors import BadInputError, InfrastructureError, StackError
+from harness.errors import BadInputError, InfrastructureError, StackError, ToxiproxyError
+from harness.proxy.client import ToxiproxyClient
 from harness.stack.base import (
     Endpoint,
     Instance,
@@ -46,7 +55,8 @@ from harness.stack.base import (
 )
 from harness.stack.config import new_admin_token
 from harness.stack.readiness import http_post_json, http_status
-from harness.stack.topology import APP, DATABASE, DB_NAME, DB_PASSWORD, DB_USER, ENTRY, TOXIPROXY
+from harness.stack.topology import APP, DATABASE, ENTRY, TOXIPROXY
+from harness.stack.topology import database_url as database_of
 
 if TYPE_CHECKING:
     import docker
@@ -62,20 +72,13 @@ DEFAULT_TOXIPROXY_PORT: Final = 8474
 
 PROJECT_LABEL: Final = "com.docker.compose.project"
 SERVICE_LABEL: Final = "com.docker.compose.service"
-# The services that make up the stack, and what each is; one-shot (migrate) and load-profile
-# services are not pieces of the system under test.
-ROLES: Final = {
-    "postgres": DATABASE,
-    "toxiproxy": TOXIPROXY,
-    "app-1": APP,
-    "app-2": APP,
-    "app-3": APP,
-    "caddy": ENTRY,
-}
-APP_PORT: Final = 8000
+NUMBER_LABEL: Final = "com.docker.compose.container-number"
+ONEOFF_LABEL: Final = "com.docker.compose.oneoff"
+# The sample stack's database, reported (and reachable for tests) when a project has it.
+POSTGRES_SERVICE: Final = "postgres"
 POSTGRES_PORT: Final = 5432
-TOXIPROXY_API_PORT: Final = 8474
-CADDY_PORT: Final = 80
+# Services that are neither entry, Toxiproxy nor backend.
+OTHER: Final = "service"
 
 UP_TIMEOUT_S: Final = 300.0
 DOWN_TIMEOUT_S: Final = 120.0
@@ -88,10 +91,63 @@ NO_DOCKER_HINT: Final = "use the local stack instead (--stack local), which need
 
 
 @dataclass(frozen=True)
+class ProxySpec:
+    """A Toxiproxy proxy to create at ``up`` (``listen`` inside the Toxiproxy container,
+    ``upstream`` as that container reaches it)."""
+
+    name: str
+    listen: str
+    upstream: str
+
+
+@dataclass(frozen=True)
+class ComposeTopology:
+    """Which services of the project play which part; the defaults are the sample stack's.
+    Ports are the ones the services listen on inside their containers."""
+
+    entry_service: str = "caddy"
+    entry_port: int = 80
+    ready_path: str = "/readyz"
+    backends: tuple[str, ...] = ("app-1", "app-2", "app-3")
+    backend_port: int = 8000
+    health_path: str = "/healthz"
+    toxiproxy_service: str = "toxiproxy"
+    toxiproxy_port: int = 8474
+    proxies: tuple[ProxySpec, ...] = ()
+
+    def role(self, service: str) -> str:
+        if service == self.entry_service:
+            return ENTRY
+        if service == self.toxiproxy_service:
+            return TOXIPROXY
+        if service in self.backends:
+            return APP
+        if service == POSTGRES_SERVICE:
+            return DATABASE
+        return OTHER
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["backends"] = list(self.backends)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ComposeTopology:
+        try:
+            proxies = tuple(ProxySpec(**p) for p in data.get("proxies") or ())
+            fields = {k: v for k, v in data.items() if k != "proxies"}
+            topology = cls(**fields, proxies=proxies)
+        except TypeError as exc:
+            raise BadInputError(f"not a compose topology: {dict(data)!r} ({exc})") from None
+        return replace(topology, backends=tuple(topology.backends))
+
+
+@dataclass(frozen=True)
 class ComposeStackConfig:
     """What ``up`` asks of the compose project. ``admin_token`` empty: make one up.
-    ``app_env`` is passed to compose for the variables the compose file reads
-    (``SHOP_DB_TIMEOUT_MS``, ``SHOP_MAX_INFLIGHT``)."""
+    ``app_env`` is passed to compose for the variables the compose file reads (the sample's
+    ``SHOP_DB_TIMEOUT_MS``, ``SHOP_MAX_INFLIGHT``; any a user's file reads).
+    ``entry_port`` and ``toxiproxy_port`` are the host ports the sample file publishes on."""
 
     project: str = DEFAULT_PROJECT
     compose_file: Path = DEFAULT_COMPOSE_FILE
@@ -99,6 +155,7 @@ class ComposeStackConfig:
     toxiproxy_port: int = DEFAULT_TOXIPROXY_PORT
     admin_token: str = ""
     app_env: tuple[tuple[str, str], ...] = field(default=())
+    topology: ComposeTopology = field(default_factory=ComposeTopology)
 
 
 class ComposeStack:
@@ -113,26 +170,45 @@ class ComposeStack:
     def project(self) -> str:
         return self.config.project
 
-    def to_ref(self) -> dict[str, str]:
+    @property
+    def topology(self) -> ComposeTopology:
+        return self.config.topology
+
+    def to_ref(self) -> dict[str, Any]:
         """A JSON-ready reference another process rebuilds this stack from (:meth:`from_ref`)."""
-        return {
+        ref: dict[str, Any] = {
             "kind": "compose",
             "project": self.config.project,
             "compose_file": str(self.config.compose_file),
         }
+        if self.topology != ComposeTopology():
+            ref["topology"] = self.topology.to_dict()
+        return ref
 
     @classmethod
     def from_ref(cls, ref: Mapping[str, object]) -> ComposeStack:
         project, compose_file = ref.get("project"), ref.get("compose_file")
-        if not isinstance(project, str) or not isinstance(compose_file, str):
+        topology = ref.get("topology") or {}
+        if (
+            not isinstance(project, str)
+            or not isinstance(compose_file, str)
+            or not isinstance(topology, Mapping)
+        ):
             raise BadInputError(f"not a compose stack reference: {dict(ref)!r}")
-        return cls(ComposeStackConfig(project=project, compose_file=Path(compose_file)))
+        return cls(
+            ComposeStackConfig(
+                project=project,
+                compose_file=Path(compose_file),
+                topology=ComposeTopology.from_dict(topology),
+            )
+        )
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     def up(self) -> StackInfo:
         self._client()  # Docker missing or stopped: say so before anything else
-        if self.status().healthy:
+        if self.status().healthy and self._has_parts():
+            self._populate()
             self.reused = True
             return self.info()
         token = self.config.admin_token or new_admin_token()
@@ -144,6 +220,7 @@ class ComposeStack:
         }
         try:
             self._compose(["up", "-d", "--remove-orphans"], env=env, timeout_s=UP_TIMEOUT_S)
+            self._populate()
             info = self.info()
             self._leave_maintenance(info)
             self._wait_entry(info)
@@ -165,44 +242,82 @@ class ComposeStack:
 
     def status(self) -> StackStatus:
         rows = []
-        for service, container in sorted(self._containers().items()):
-            if service in ROLES:
-                rows.append(self._process_status(service, container))
+        instances = self._instances()
+        for service, containers in sorted(self._containers().items()):
+            role = self.topology.role(service)
+            if role == APP:
+                continue  # below, under their instance names
+            names = instance_names(service, [_number(c) for c in containers])
+            for name, container in zip(names, containers, strict=True):
+                if role == OTHER and _finished(container):
+                    continue  # a one-shot job (a migration) that did its work
+                rows.append(self._process_status(name, role, container))
+        for name, container in sorted(instances.items()):
+            rows.append(self._process_status(name, APP, container))
         return StackStatus(location=self.config.compose_file, processes=tuple(rows))
 
     def info(self) -> StackInfo:
+        topology = self.topology
         containers = self._containers()
-        missing = sorted(set(ROLES) - containers.keys())
+        instances = self._instances(containers)
+        missing = [
+            s for s in (topology.entry_service, topology.toxiproxy_service) if s not in containers
+        ]
+        if not instances:
+            missing.append(" or ".join(topology.backends))
         if missing:
             raise StackError(
-                f"compose project {self.project!r} is not up (no {', '.join(missing)}); "
-                "run `harness up --stack compose` first"
+                f"compose project {self.project!r} ({self.config.compose_file}) is not up "
+                f"(no {', '.join(missing)}); run `harness up --stack compose` first"
             )
-        entry = _published(containers["caddy"], CADDY_PORT)
-        toxiproxy = _published(containers["toxiproxy"], TOXIPROXY_API_PORT)
-        instances = tuple(
-            Instance(
-                name=name,
-                endpoint=_address(containers[name], name, APP_PORT),
-                proxy=f"lb-{name}",
-            )
-            for name in sorted(s for s, role in ROLES.items() if role == APP)
-        )
-        postgres = _address(containers["postgres"], "postgres", POSTGRES_PORT)
-        env = _environment(containers["app-1"])
+        entry = _published(containers[topology.entry_service][0], topology.entry_port)
+        toxiproxy = _published(containers[topology.toxiproxy_service][0], topology.toxiproxy_port)
+        proxies = self._proxies(toxiproxy.url())
+        services = [
+            Service(topology.entry_service, ENTRY, entry),
+            Service(topology.toxiproxy_service, TOXIPROXY, toxiproxy),
+        ]
+        database_url = ""
+        postgres = containers.get(POSTGRES_SERVICE)
+        if postgres and POSTGRES_SERVICE not in (topology.entry_service, *topology.backends):
+            address = _address(postgres[0], POSTGRES_SERVICE, POSTGRES_PORT)
+            services.append(Service(POSTGRES_SERVICE, DATABASE, address))
+            if topology == ComposeTopology():
+                # The sample's own database, with the credentials the shop's contract fixes.
+                database_url = database_of(address)
+        env = _environment(next(iter(instances.values())))
         return StackInfo(
             entry_url=entry.url(),
             toxiproxy_url=toxiproxy.url(),
-            services=(
-                Service("caddy", ENTRY, entry),
-                Service("toxiproxy", TOXIPROXY, toxiproxy),
-                Service("postgres", DATABASE, postgres),
+            services=tuple(services),
+            instances=tuple(
+                Instance(
+                    name=name,
+                    endpoint=_address(container, name, topology.backend_port),
+                    proxy=_proxy_in_front(proxies, name, container),
+                    health_path=topology.health_path,
+                )
+                for name, container in sorted(instances.items())
             ),
-            instances=instances,
-            proxies=self._proxies(),
+            proxies=proxies,
             admin_token=env.get("SHOP_ADMIN_TOKEN", ""),
-            database_url=f"postgresql://{DB_USER}:{DB_PASSWORD}@{postgres.address}/{DB_NAME}",
+            database_url=database_url,
         )
+
+    def subnets(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The address ranges of the project's own networks. A killed container has no address
+        (Docker frees it), so what a fault recorded for it is known to be the project's only
+        by its range."""
+        client = self._client()
+        label: dict[str, str | list[str] | bool] = {"label": f"{PROJECT_LABEL}={self.project}"}
+        with _docker_errors("list networks"):
+            networks = client.networks.list(filters=label)
+        found = []
+        for network in networks:
+            for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
+                with contextlib.suppress(ValueError, TypeError):
+                    found.append(ipaddress.ip_network(config.get("Subnet"), strict=False))
+        return tuple(found)
 
     # --- instance primitives -------------------------------------------------------------------
 
@@ -257,10 +372,18 @@ class ComposeStack:
                     "the compose stack needs the docker Python package (pip install 'docker>=7'); "
                     + NO_DOCKER_HINT
                 ) from exc
+            problem = _unix_socket_problem()
+            if problem is not None:
+                raise InfrastructureError(
+                    f"Docker is not installed or not running ({problem}); " + NO_DOCKER_HINT
+                )
+            client = None
             try:
                 client = docker.from_env(timeout=30)
                 client.ping()
             except docker.errors.DockerException as exc:
+                if client is not None:
+                    client.close()  # its connection pool, with the socket that failed
                 raise InfrastructureError(
                     f"Docker is not installed or not running ({_first_line(exc)}); "
                     + NO_DOCKER_HINT
@@ -268,50 +391,79 @@ class ComposeStack:
             self._docker = client
         return self._docker
 
-    def _containers(self) -> dict[str, Container]:
-        """The project's containers by service (the first of a service scaled up)."""
+    def _containers(self) -> dict[str, list[Container]]:
+        """The project's containers by service, in container-number order (``docker compose
+        run`` one-offs left out: they are not part of the system)."""
         client = self._client()
         with _docker_errors("list containers"):
             found = client.containers.list(
                 all=True, filters={"label": f"{PROJECT_LABEL}={self.project}"}
             )
-        by_service: dict[str, Container] = {}
+        by_service: dict[str, list[Container]] = {}
         for container in found:
-            service = container.labels.get(SERVICE_LABEL, "")
-            by_service.setdefault(service, container)
+            if container.labels.get(ONEOFF_LABEL, "False") == "True":
+                continue
+            by_service.setdefault(container.labels.get(SERVICE_LABEL, ""), []).append(container)
+        for containers in by_service.values():
+            containers.sort(key=_number)
         return by_service
 
+    def _instances(
+        self, containers: Mapping[str, list[Container]] | None = None
+    ) -> dict[str, Container]:
+        """The backends' containers by instance name (:func:`instance_names`)."""
+        containers = self._containers() if containers is None else containers
+        out: dict[str, Container] = {}
+        for service in self.topology.backends:
+            found = containers.get(service, [])
+            names = instance_names(service, [_number(c) for c in found])
+            out.update(zip(names, found, strict=True))
+        return out
+
+    def _has_parts(self) -> bool:
+        containers = self._containers()
+        return (
+            self.topology.entry_service in containers
+            and self.topology.toxiproxy_service in containers
+            and bool(self._instances(containers))
+        )
+
     def _instance(self, instance: str) -> Container:
-        if ROLES.get(instance) != APP:
-            known = ", ".join(s for s, role in ROLES.items() if role == APP)
-            raise BadInputError(f"unknown instance {instance!r}; the stack has {known}")
-        container = self._containers().get(instance)
+        instances = self._instances()
+        container = instances.get(instance)
         if container is None:
-            raise StackError(f"compose project {self.project!r} has no container for {instance}")
+            known = ", ".join(sorted(instances)) or "none (is it up?)"
+            raise BadInputError(
+                f"unknown instance {instance!r}; compose project {self.project!r} has {known}"
+            )
         return container
 
-    def _process_status(self, service: str, container: Container) -> ProcessStatus:
+    def _process_status(self, name: str, role: str, container: Container) -> ProcessStatus:
+        topology = self.topology
         state = _state(container)
         attrs = container.attrs
         health = (attrs.get("State") or {}).get("Health") or {}
-        role = ROLES[service]
         if role == ENTRY:
-            endpoint = _published(container, CADDY_PORT)
+            endpoint = _published(container, topology.entry_port)
         elif role == TOXIPROXY:
-            endpoint = _published(container, TOXIPROXY_API_PORT)
+            endpoint = _published(container, topology.toxiproxy_port)
+        elif role == APP:
+            endpoint = _address(container, name, topology.backend_port)
         else:
-            endpoint = _address(container, service, APP_PORT if role == APP else POSTGRES_PORT)
+            endpoint = _address(container, name, _exposed_port(container))
         if state is not ProcessState.ALIVE:
             healthy, detail = False, state.value
         elif health:
             healthy = health.get("Status") == "healthy"
             detail = f"docker health: {health.get('Status')}"
-        else:
+        elif role == ENTRY:
             # Caddy (no shell in its image for a health check): it answers at all.
-            status = http_status(endpoint.url("/readyz"), PROBE_TIMEOUT_S)
-            healthy, detail = status != 0, f"GET /readyz: {status or 'no answer'}"
+            status = http_status(endpoint.url(topology.ready_path), PROBE_TIMEOUT_S)
+            healthy, detail = status != 0, f"GET {topology.ready_path}: {status or 'no answer'}"
+        else:
+            healthy, detail = True, "running (no health check)"
         return ProcessStatus(
-            name=service,
+            name=name,
             role=role,
             pid=int((attrs.get("State") or {}).get("Pid") or 0),
             state=state,
@@ -320,21 +472,49 @@ class ComposeStack:
             detail=detail,
         )
 
-    def _proxies(self) -> tuple[Proxy, ...]:
-        """The proxies of the Toxiproxy config file the compose file mounts."""
-        path = self.config.compose_file.parent / "config" / "toxiproxy.json"
+    def _proxies(self, api_url: str) -> tuple[Proxy, ...]:
+        """The proxies Toxiproxy has: from its config file, from ``up``, or made by hand."""
         try:
-            entries = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise StackError(f"cannot read the Toxiproxy config {path}: {exc}") from exc
+            found = ToxiproxyClient(api_url, timeout_s=5).proxies()
+        except ToxiproxyError as exc:
+            raise StackError(
+                f"the Toxiproxy API of compose project {self.project!r} at {api_url} does not "
+                f"answer: {exc}"
+            ) from exc
         return tuple(
-            Proxy(str(e["name"]), _endpoint(str(e["listen"])), _endpoint(str(e["upstream"])))
-            for e in entries
+            Proxy(p.name, _endpoint(p.listen), _endpoint(p.upstream))
+            for p in sorted(found.values(), key=lambda p: p.name)
         )
+
+    def _populate(self) -> None:
+        """Create the topology's proxies (those that exist as asked are left alone, toxics and
+        all), once the Toxiproxy API answers."""
+        proxies = self.topology.proxies
+        if not proxies:
+            return
+        containers = self._containers()
+        service = self.topology.toxiproxy_service
+        if service not in containers:
+            raise StackError(f"compose project {self.project!r} has no service {service!r}")
+        api = _published(containers[service][0], self.topology.toxiproxy_port).url()
+        client = ToxiproxyClient(api, timeout_s=5)
+        specs = [asdict(p) | {"enabled": True} for p in proxies]
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                client.populate(specs)
+                return
+            except ToxiproxyError as exc:
+                # Not answering yet (just started) is worth waiting for; a refused spec is not.
+                if exc.status or time.monotonic() >= deadline:
+                    raise StackError(f"creating the Toxiproxy proxies at {api}: {exc}") from exc
+            time.sleep(0.2)
 
     def _leave_maintenance(self, info: StackInfo) -> None:
         """A started stack is out of maintenance, whatever a kept database says (the flag is
-        shared: one instance is enough)."""
+        shared: one instance is enough). Only for the sample shop: it has an admin token."""
+        if not info.admin_token:
+            return
         url = info.instances[0].endpoint.url("/admin/maintenance")
         deadline = time.monotonic() + READY_TIMEOUT_S
         while http_post_json(url, {"enabled": False}, token=info.admin_token) != 200:
@@ -343,14 +523,15 @@ class ComposeStack:
             time.sleep(0.2)
 
     def _wait_entry(self, info: StackInfo) -> None:
-        """Through Caddy and a proxy to an instance: the shop is served end to end."""
-        url = info.entry_url.rstrip("/") + "/readyz"
+        """Through the entry (and the links behind it) to an instance: served end to end."""
+        url = info.entry_url.rstrip("/") + self.topology.ready_path
         deadline = time.monotonic() + READY_TIMEOUT_S
         while http_status(url, PROBE_TIMEOUT_S) != 200:
             if time.monotonic() >= deadline:
+                service = self.topology.entry_service
                 raise StackError(
-                    f"{url} did not answer 200 within {READY_TIMEOUT_S:.0f}s; caddy's log:\n"
-                    + self._logs("caddy")
+                    f"{url} did not answer 200 within {READY_TIMEOUT_S:.0f}s; {service}'s log:\n"
+                    + self._logs(service)
                 )
             time.sleep(0.1)
 
@@ -380,9 +561,10 @@ class ComposeStack:
             time.sleep(0.1)
 
     def _logs(self, service: str, lines: int = 20) -> str:
-        container = self._containers().get(service)
-        if container is None:
+        containers = self._containers().get(service)
+        if not containers:
             return "(no container)"
+        container = containers[0]
         try:
             raw = container.logs(tail=lines)
         except Exception as exc:  # docker.errors.APIError; a log is best effort
@@ -467,6 +649,64 @@ def _docker_errors(what: str) -> Iterator[None]:
         raise StackError(f"{what}: the container is gone ({_first_line(exc)})") from exc
     except docker.errors.DockerException as exc:
         raise StackError(f"{what}: {_first_line(exc)}") from exc
+
+
+def _unix_socket_problem() -> str | None:
+    """Why the engine's Unix socket does not answer, if it is one; None when it accepts a
+    connection or the engine is reached otherwise. Asked before the SDK is, which leaks the
+    socket of a failed connect (a ResourceWarning, an error under pytest)."""
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if not host.startswith("unix://"):
+        return None
+    path = host.removeprefix("unix://")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(5)
+            probe.connect(path)
+    except OSError as exc:
+        return f"cannot connect to {path}: {exc.strerror or exc}"
+    return None
+
+
+def instance_names(service: str, numbers: Sequence[int]) -> list[str]:
+    """The instance names of a backend service's containers (their compose container numbers,
+    in order): the service's own name for a single container, ``<service>-<n>`` for several."""
+    if len(numbers) == 1:
+        return [service]
+    return [f"{service}-{number}" for number in numbers]
+
+
+def _number(container: Container) -> int:
+    try:
+        return int(container.labels.get(NUMBER_LABEL, "1"))
+    except ValueError:
+        return 1
+
+
+def _finished(container: Container) -> bool:
+    """Exited by itself with 0: a one-shot job done, not a piece of the system that died."""
+    state = container.attrs.get("State") or {}
+    return (
+        container.status == "exited" and state.get("ExitCode") == 0 and not state.get("OOMKilled")
+    )
+
+
+def _exposed_port(container: Container) -> int:
+    exposed = (container.attrs.get("Config") or {}).get("ExposedPorts") or {}
+    ports = sorted(int(key.split("/")[0]) for key in exposed if key.endswith("/tcp"))
+    return ports[0] if ports else 0
+
+
+def _proxy_in_front(proxies: Sequence[Proxy], instance: str, container: Container) -> str:
+    """The proxy whose upstream is this instance (by instance, service or container name), so
+    a fault can slow the link to it; empty when none is."""
+    # A single container's instance name is its service's; a scaled service's name resolves to
+    # every replica, so a proxy to it fronts none of them alone.
+    names = {instance, container.name}
+    for proxy in proxies:
+        if proxy.upstream.host in names:
+            return proxy.name
+    return ""
 
 
 def _state(container: Container) -> ProcessState:

@@ -20,25 +20,25 @@ def info_table(info: StackInfo) -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column(no_wrap=True)
     table.add_column(no_wrap=True)
-    table.add_row("entry", info.entry_url, "Caddy, round robin over the instances")
+    table.add_row("entry", info.entry_url, "the load balancer in front of the instances")
     table.add_row("toxiproxy API", info.toxiproxy_url, "")
     for service in info.services:
-        if service.name not in ("caddy", "toxiproxy"):
+        if service.role not in ("entry", "toxiproxy"):  # the two rows above
             table.add_row(service.name, service.endpoint.address, service.role)
     for instance in info.instances:
-        proxy = info.proxy(instance.proxy)
-        table.add_row(
-            instance.name,
-            instance.endpoint.url(),
-            f"behind proxy {proxy.name} on {proxy.listen.address}",
-        )
+        # A user's compose project may reach an instance through no proxy of its own.
+        fronts = [p for p in info.proxies if p.name == instance.proxy]
+        where = f"behind proxy {fronts[0].name} on {fronts[0].listen.address}" if fronts else ""
+        table.add_row(instance.name, instance.endpoint.url(), where)
     for proxy in info.proxies:
         if not any(proxy.name == i.proxy for i in info.instances):
             table.add_row(
                 f"proxy {proxy.name}", proxy.listen.address, f"to {proxy.upstream.address}"
             )
-    table.add_row("database", info.database_url, "direct, bypassing Toxiproxy")
-    table.add_row("admin token", info.admin_token, "Authorization: Bearer <token>")
+    if info.database_url:
+        table.add_row("database", info.database_url, "direct, bypassing Toxiproxy")
+    if info.admin_token:
+        table.add_row("admin token", info.admin_token, "Authorization: Bearer <token>")
     return table
 
 

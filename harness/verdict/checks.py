@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from harness.errors import BadInputError
 from harness.scenario import Scenario
 from harness.verdict.language import parse_guard, parse_slo
-from harness.verdict.model import FaultMetric, GuardExpr, SloExpr
+from harness.verdict.model import CheckValue, FaultMetric, GuardExpr, SloExpr
 
 __all__ = ["Checks", "check_names", "parse_checks"]
 
@@ -50,11 +50,16 @@ def check_names(expr: SloExpr | GuardExpr, scenario: Scenario, *, where: str = "
     naming the unknown one and the closest known name."""
     phases = [phase.name for phase in scenario.load.phases]
     faults = [fault.name for fault in scenario.faults]
-    metric = expr.metric
-    if isinstance(metric, FaultMetric):
-        _known(metric.fault, "fault", faults, where)
-        if metric.baseline is not None:
-            _known(metric.baseline, "phase", phases, where)
+    metrics = [expr.metric]
+    if isinstance(expr, SloExpr) and expr.against is not None:
+        metrics.append(expr.against)
+    for metric in metrics:
+        if isinstance(metric, FaultMetric):
+            _known(metric.fault, "fault", faults, where)
+            if metric.baseline is not None:
+                _known(metric.baseline, "phase", phases, where)
+        if isinstance(metric, CheckValue):
+            _known(metric.check, "check", [check.name for check in scenario.checks], where)
     if isinstance(expr, GuardExpr):
         return
     window = expr.window

@@ -11,14 +11,21 @@ from dataclasses import dataclass, field
 
 from harness.load.buckets import AttemptRecord
 from harness.verdict import backoff
-from harness.verdict.metrics import Measurement, measure_buckets
+from harness.verdict.metrics import (
+    Measurement,
+    check_measurement,
+    count_by_name,
+    measure_buckets,
+)
 from harness.verdict.model import (
     AttemptCapRespected,
     BackoffGrowth,
+    CheckValue,
     Comparator,
     FaultMetric,
     JitterSpread,
     Metric,
+    RequestCount,
     RetryAfterCompliance,
     SloExpr,
     Window,
@@ -103,19 +110,34 @@ class Evaluator:
 
     def evaluate(self, slo: SloExpr) -> Verdict:
         measurement, label = self._measure(slo)
-        passed = measurement.value is not None and compare(
-            measurement.value, slo.comparator, slo.threshold.value
+        threshold = slo.threshold.value
+        detail = measurement.evidence
+        passed = measurement.value is not None
+        if slo.against is not None:
+            # Compared with another metric of the same run: its value is the threshold.
+            other, _ = self._measure(
+                SloExpr(slo.name, slo.text, slo.against, "==", slo.threshold, slo.window)
+            )
+            detail = f"{slo.metric}: {detail}; {slo.against}: {other.evidence}"
+            if other.value is None:
+                passed = False
+            else:
+                threshold = other.value
+        passed = (
+            passed
+            and measurement.value is not None
+            and compare(measurement.value, slo.comparator, threshold)
         )
         return Verdict(
             name=slo.name,
             expression=slo.text,
             window_label=label,
             observed=measurement.value,
-            threshold=slo.threshold.value,
+            threshold=threshold,
             comparator=slo.comparator,
             unit=slo.threshold.unit,
             passed=passed,
-            detail=measurement.evidence,
+            detail=detail,
         )
 
     def recovery(self, fault: str, baseline: str | None = None) -> FaultRecovery:
@@ -130,6 +152,10 @@ class Evaluator:
         metric = slo.metric
         if isinstance(metric, FaultMetric):
             return self._fault_metric(metric), f"after fault {metric.fault}"
+        if isinstance(metric, CheckValue):
+            return check_measurement(metric, self.data.checks.get(metric.check)), "whole run"
+        if isinstance(metric, RequestCount):
+            return count_by_name(metric, self.data.names), "whole run"
         label = slo.window.label
         span = resolve_window(slo.window, self.data)
         if isinstance(span, str):

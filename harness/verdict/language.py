@@ -57,6 +57,8 @@ from harness.verdict.model import (
     AttemptCapRespected,
     Availability,
     BackoffGrowth,
+    CheckStage,
+    CheckValue,
     Comparator,
     Count,
     FaultMetric,
@@ -68,6 +70,7 @@ from harness.verdict.model import (
     Predicate,
     Quantity,
     Ratio,
+    RequestCount,
     RetryAfterCompliance,
     RetryAfterShare,
     RetryAmplification,
@@ -85,7 +88,7 @@ __all__ = ["MAX_LENGTH", "METRIC_NAMES", "parse_guard", "parse_slo"]
 MAX_LENGTH: Final = 400
 
 _GRAMMAR: Final = r"""
-slo: metric window? CMP QUANTITY window?
+slo: metric window? CMP (QUANTITY | metric) window?
 guard: "abort" "if" metric CMP QUANTITY "for" QUANTITY
 
 metric: METRIC ("(" arg ("," arg)* ")")?
@@ -97,6 +100,7 @@ metric: METRIC ("(" arg ("," arg)* ")")?
 pred: conj ("or" conj)*
 conj: atom ("and" atom)*
 ?atom: "status" CMP CODE    -> status_test
+     | "name" CMP STRING    -> name_test
      | "(" pred ")"
 
 window: "during" kind? NAME ("+" QUANTITY)?
@@ -106,6 +110,7 @@ CMP: "==" | "!=" | "<=" | ">=" | "<" | ">"
 METRIC: /[A-Za-z][A-Za-z0-9_]*(\.[0-9]+)?/
 CODE.2: /[0-9]{1,3}(?![0-9A-Za-z])|[1-5]xx/
 NAME: /[A-Za-z0-9][A-Za-z0-9._-]*/
+STRING: /"[^"\\\n]{1,200}"/
 QUANTITY: /([0-9]+(\.[0-9]*)?|\.[0-9]+)([A-Za-z%][A-Za-z0-9.%]*)?/
 
 %import common.WS
@@ -134,7 +139,10 @@ METRIC_NAMES: Final = (
     *_PLAIN_METRICS,
     "attempt_cap_respected",
     *_FAULT_METRICS,
+    "requests",
+    "check",
 )
+_CHECK_STAGES: Final = ("before", "after", "delta")
 _PERCENTILE: Final = re.compile(r"p([0-9]+(?:\.[0-9]+)?)")
 _QUANTITY: Final = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(.*)", re.DOTALL)
 
@@ -145,6 +153,7 @@ _EXPECTED: Final = {
     "CMP": "a comparison (==, !=, <, <=, >, >=)",
     "CODE": "a status code or class (503, 5xx)",
     "NAME": "a name",
+    "STRING": 'a quoted request name like "/checkout"',
     "$END": "the end",
 }
 
@@ -252,21 +261,47 @@ class _Builder:
     def slo(self, tree: Tree[Token], name: str) -> SloExpr:
         metric_tree, *rest = tree.children
         metric_tree = _as_tree(metric_tree)
-        windows = [child for child in rest if isinstance(child, Tree)]
+        windows = [c for c in rest if isinstance(c, Tree) and c.data == "window"]
+        others = [c for c in rest if isinstance(c, Tree) and c.data == "metric"]
         tokens = [child for child in rest if isinstance(child, Token)]
-        comparator, value = tokens
+        comparator = tokens[0]
         if len(windows) > 1:
             self.fail(windows[1], "a second window", "one window per SLO")
         metric = self.metric(metric_tree)
-        threshold = self.threshold(value, metric)
+        against: Metric | None = None
+        if others:
+            against = self.metric(others[0])
+            threshold = self.comparable(others[0], metric, against)
+        else:
+            threshold = self.threshold(tokens[1], metric)
         window = self.window(windows[0]) if windows else Window()
-        if isinstance(metric, FaultMetric) and window.kind != "run":
+        for one, where in ((metric, metric_tree), (against, others[0] if others else None)):
+            if isinstance(one, FaultMetric) and window.kind != "run":
+                self.fail(
+                    windows[0],
+                    f"{one.kind} takes no window",
+                    "it has its own: from the fault to its recovery",
+                )
+            if isinstance(one, RequestCount | CheckValue) and window.kind != "run":
+                assert where is not None
+                self.fail(
+                    windows[0],
+                    f"{_metric_word(one)} takes no window",
+                    "it counts the whole run: the per-name totals and the checks have no time",
+                )
+        cmp = _comparator(comparator)
+        return SloExpr(name, self.text, metric, cmp, threshold, window, against)
+
+    def comparable(self, tree: Tree[Token], metric: Metric, against: Metric) -> Quantity:
+        """The placeholder threshold of ``metric CMP against``: both must take the same unit."""
+        if metric.unit_kind != against.unit_kind:
             self.fail(
-                windows[0],
-                f"{metric.kind} takes no window",
-                "it has its own: from the fault to its recovery",
+                tree,
+                f"{_metric_word(metric)} and {_metric_word(against)} are not comparable",
+                f"one is a {metric.unit_kind}, the other a {against.unit_kind}",
             )
-        return SloExpr(name, self.text, metric, _comparator(comparator), threshold, window)
+        unit = {"share": "%", "duration": "s"}.get(metric.unit_kind, "")
+        return Quantity(0.0, unit)
 
     def guard(self, tree: Tree[Token], name: str) -> GuardExpr:
         metric_tree = _as_tree(tree.children[0])
@@ -306,6 +341,10 @@ class _Builder:
             return self.attempt_cap(arg_trees)
         if name in _FAULT_METRICS:
             return self.fault_metric(name_token, arg_trees)
+        if name == "requests":
+            return self.counting(name_token, arg_trees)
+        if name == "check":
+            return self.check_value(name_token, arg_trees)
         close = difflib.get_close_matches(name, METRIC_NAMES, n=1, cutoff=0.6)
         hint = f'did you mean "{close[0]}"?' if close else "known: " + ", ".join(METRIC_NAMES)
         self.fail(name_token, f'unknown metric "{name}"', hint)
@@ -317,10 +356,22 @@ class _Builder:
             self.fail(name_token, f"{name} needs a predicate on status", f"like {usage}")
         first, *rest = args
         where: Predicate | None = None
+        request_name: str | None = None
+        seen_where = False
         for extra in rest:
-            if extra.data != "arg_where" or where is not None:
+            if extra.data != "arg_where" or seen_where:
                 self.fail(extra, f"{name} takes a predicate and one where clause", f"like {usage}")
-            where = self.predicate(_only_tree(extra))
+            seen_where = True
+            where, request_name = self.where_clause(_only_tree(extra))
+        if name == "requests" or request_name is not None:
+            if first.data != "arg_pred":
+                self.fail(first, f"{name} needs a predicate on status", f"like {usage}")
+            return RequestCount(
+                self.predicate(_only_tree(first)),
+                request_name,
+                where,
+                logical=name == "requests",
+            )
         if first.data == "arg_name" and str(first.children[0]) == "retry_after":
             if name != "ratio" or where != StatusTest("==", 503):
                 self.fail(
@@ -333,6 +384,41 @@ class _Builder:
             self.fail(first, f"{name} needs a predicate on status", f"like {usage}")
         predicate = self.predicate(_only_tree(first))
         return Ratio(predicate, where) if name == "ratio" else Count(predicate, where)
+
+    def where_clause(self, tree: Tree[Token]) -> tuple[Predicate | None, str | None]:
+        """A where clause: status tests, and at most one ``name == "N"`` joined to them with
+        ``and`` at its top level (a name under ``or`` would mix two kinds of count)."""
+        conjs = tree.children if tree.data == "pred" else [tree]
+        if len(conjs) != 1:
+            return self.predicate(tree), None
+        conj = _as_tree(conjs[0])
+        atoms = [_as_tree(a) for a in conj.children] if conj.data == "conj" else [conj]
+        names = [atom for atom in atoms if atom.data == "name_test"]
+        if len(names) > 1:
+            self.fail(names[1], "a second request name", 'one name per count: name == "/x"')
+        request_name: str | None = None
+        if names:
+            op, value = (_as_token(child) for child in names[0].children)
+            if str(op) != "==":
+                self.fail(op, "a request name is matched with ==", 'like name == "/checkout"')
+            request_name = str(value)[1:-1]
+        parts = tuple(self.predicate(atom) for atom in atoms if atom.data != "name_test")
+        if not parts:
+            return None, request_name
+        return (parts[0] if len(parts) == 1 else AllOf(parts)), request_name
+
+    def check_value(self, name_token: Token, args: list[Tree[Token]]) -> Metric:
+        usage = "check(orders), check(orders, before) or check(orders, delta)"
+        if not args or args[0].data != "arg_name":
+            self.fail(args[0] if args else name_token, "check needs a check's name", usage)
+        stage = "after"
+        if len(args) > 2 or (len(args) == 2 and args[1].data != "arg_name"):
+            self.fail(args[-1], "check takes a check's name and a stage", usage)
+        if len(args) == 2:
+            stage = str(args[1].children[0])
+            if stage not in _CHECK_STAGES:
+                self.fail(args[1], f'unknown stage "{stage}"', "before, after or delta")
+        return CheckValue(str(args[0].children[0]), cast(CheckStage, stage))
 
     def percentile(self, name_token: Token, q: float, args: list[Tree[Token]]) -> Metric:
         if not 0 <= q <= 100:
@@ -374,6 +460,12 @@ class _Builder:
     # --- predicates -------------------------------------------------------------------------
 
     def predicate(self, tree: Tree[Token]) -> Predicate:
+        if tree.data == "name_test":
+            self.fail(
+                tree,
+                "a request name is tested in a where clause only",
+                'like count(status == 2xx, where name == "/checkout")',
+            )
         if tree.data == "status_test":
             op, value = (_as_token(child) for child in tree.children)
             text = str(value)
@@ -446,6 +538,8 @@ def _metric_word(metric: Metric) -> str:
     """The metric as messages name it: whole when short, its predicate elided otherwise."""
     if isinstance(metric, Ratio | Count):
         return f"{type(metric).__name__.lower()}(...)"
+    if isinstance(metric, RequestCount):
+        return "requests(...)" if metric.logical else "count(...)"
     if isinstance(metric, FaultMetric):
         return metric.kind
     return str(metric)

@@ -8,23 +8,37 @@ caller decides that this fails, never that it passes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from harness.load.buckets import Bucket
 from harness.load.histogram import Histogram
 from harness.verdict.model import (
     Availability,
+    CheckValue,
     Count,
     Metric,
     Percentile,
     Predicate,
     Ratio,
+    RequestCount,
     RetryAfterShare,
     RetryAmplification,
 )
 
-__all__ = ["Measurement", "is_good", "measure_buckets", "status_counts"]
+if TYPE_CHECKING:
+    from harness.integrity.readings import CheckValues
+    from harness.verdict.rundata import NameCounts
+
+__all__ = [
+    "Measurement",
+    "check_measurement",
+    "count_by_name",
+    "is_good",
+    "measure_buckets",
+    "status_counts",
+]
 
 
 @dataclass(frozen=True)
@@ -100,3 +114,51 @@ def _counting(metric: Ratio | Count, counts: dict[int, int]) -> Measurement:
 
 def _matches(predicate: Predicate | None, code: int) -> bool:
     return predicate is None or predicate.matches(code)
+
+
+def count_by_name(metric: RequestCount, names: Mapping[str, NameCounts]) -> Measurement:
+    """``count(P, where name == "N")`` or ``requests(P[, where ...])`` from the per-name totals.
+
+    A name the load never sent counts 0, not "no value": a checkout that was never attempted is
+    a count of zero checkouts (the evidence says the name was not seen, for the typo case)."""
+    if not names:
+        return Measurement(
+            None, "the run recorded no per-name totals (a worker of an older harness?)"
+        )
+    if metric.request_name is not None:
+        chosen = (
+            {metric.request_name: names[metric.request_name]}
+            if metric.request_name in names
+            else {}
+        )
+    else:
+        chosen = dict(names)
+    counts: dict[int, int] = {}
+    for totals in chosen.values():
+        for code, n in (totals.final if metric.logical else totals.all).items():
+            counts[code] = counts.get(code, 0) + n
+    base = {code: n for code, n in counts.items() if _matches(metric.where, code)}
+    matched = sum(n for code, n in base.items() if metric.predicate.matches(code))
+    what = "logical requests (by their last attempt)" if metric.logical else "responses"
+    scope = f' named "{metric.request_name}"' if metric.request_name is not None else ""
+    if metric.request_name is not None and not chosen:
+        known = ", ".join(sorted(names)[:8])
+        return Measurement(0, f'no request named "{metric.request_name}" was sent (names: {known})')
+    extra = f" with {metric.where}" if metric.where is not None else ""
+    return Measurement(
+        matched, f"{matched} of {sum(base.values())} {what}{scope}{extra} match {metric.predicate}"
+    )
+
+
+def check_measurement(metric: CheckValue, values: CheckValues | None) -> Measurement:
+    """A post-run check's reading, or why there is none."""
+    if values is None:
+        return Measurement(None, f"check {metric.check} was never read")
+    value = values.value(metric.stage)
+    before = "none" if values.before is None else f"{values.before:g}"
+    after = "none" if values.after is None else f"{values.after:g}"
+    readings = f"before {before}, after {after}"
+    if value is None:
+        errors = "; ".join(values.errors) or "not read"
+        return Measurement(None, f"check {metric.check}: {readings} ({errors})")
+    return Measurement(value, f"check {metric.check}: {readings}")

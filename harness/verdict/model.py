@@ -26,6 +26,7 @@ __all__ = [
     "AttemptCapRespected",
     "Availability",
     "BackoffGrowth",
+    "CheckValue",
     "Comparator",
     "Count",
     "FaultMetric",
@@ -36,6 +37,7 @@ __all__ = [
     "Predicate",
     "Quantity",
     "Ratio",
+    "RequestCount",
     "RetryAfterCompliance",
     "RetryAfterShare",
     "RetryAmplification",
@@ -308,6 +310,46 @@ class FaultMetric:
         return f"{self.kind}({self.fault}{baseline})"
 
 
+@dataclass(frozen=True)
+class RequestCount:
+    """``count(P, where name == "N")``: responses to requests Locust named ``N`` (every attempt)
+    whose status matches P (and ``where``); ``requests(P[, where ...])``: logical requests whose
+    last attempt's status matches (a retried request counts once, by how it ended). Read from the
+    run's per-name totals, which have no time: whole run only, never in a guard."""
+
+    predicate: Predicate
+    request_name: str | None = None
+    where: Predicate | None = None
+    logical: bool = False
+    unit_kind: ClassVar[UnitKind] = "number"
+    per_bucket: ClassVar[bool] = False
+
+    def __str__(self) -> str:
+        parts = [str(p) for p in (self.where,) if p is not None]
+        if self.request_name is not None:
+            parts.insert(0, f'name == "{self.request_name}"')
+        where = f", where {' and '.join(parts)}" if parts else ""
+        return f"{'requests' if self.logical else 'count'}({self.predicate}{where})"
+
+
+CheckStage: TypeAlias = Literal["after", "before", "delta"]
+
+
+@dataclass(frozen=True)
+class CheckValue:
+    """``check(NAME[, before|delta])``: a post-run check's reading after the run (the default),
+    before the load, or the difference. See :mod:`harness.integrity`."""
+
+    check: str
+    stage: CheckStage = "after"
+    unit_kind: ClassVar[UnitKind] = "number"
+    per_bucket: ClassVar[bool] = False
+
+    def __str__(self) -> str:
+        stage = f", {self.stage}" if self.stage != "after" else ""
+        return f"check({self.check}{stage})"
+
+
 Metric: TypeAlias = (
     Ratio
     | RetryAfterShare
@@ -320,6 +362,8 @@ Metric: TypeAlias = (
     | JitterSpread
     | AttemptCapRespected
     | FaultMetric
+    | RequestCount
+    | CheckValue
 )
 
 
@@ -364,10 +408,14 @@ class SloExpr:
     comparator: Comparator
     threshold: Quantity
     window: Window = WHOLE_RUN
+    # Compared with another metric instead of a number (``check(orders, delta) == requests(...)``):
+    # the threshold is then that metric's value in the same run, ``threshold`` a placeholder.
+    against: Metric | None = None
 
     def __str__(self) -> str:
         window = f" {self.window}" if self.window.kind != "run" else ""
-        return f"{self.metric} {self.comparator} {self.threshold}{window}"
+        other = self.against if self.against is not None else self.threshold
+        return f"{self.metric} {self.comparator} {other}{window}"
 
 
 @dataclass(frozen=True)

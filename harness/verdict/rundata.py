@@ -25,15 +25,17 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
+from harness.integrity.readings import CheckValues, check_values
 from harness.load.buckets import BUCKETS_PER_SECOND, AttemptRecord, Bucket
+from harness.load.collector import NAMES_META
 from harness.rundir import Event, EventKind, RunDir
 from harness.scenario import Scenario
 
-__all__ = ["FaultTimes", "RunData", "Span", "first_bucket"]
+__all__ = ["FaultTimes", "NameCounts", "RunData", "Span", "first_bucket", "name_counts"]
 
 # Half a bucket: an edge up to 50 ms after a bucket boundary (an event observed late) is taken
 # as on it. Below half, ties go up, as before: float noise (t * 10 landing a hair above or below
@@ -92,6 +94,43 @@ class FaultTimes:
 
 
 @dataclass(frozen=True)
+class NameCounts:
+    """Responses to the requests of one Locust name, by status: of every attempt (``all``) and
+    of the attempts that ended their logical request (``final``), summed over the workers."""
+
+    all: Mapping[int, int]
+    final: Mapping[int, int]
+
+
+def name_counts(stored: object) -> dict[str, NameCounts]:
+    """The per-name totals of the run store's meta (node -> name -> {"all", "final"}), summed
+    over the nodes. Anything malformed is skipped: a verdict reads what it can."""
+    totals: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
+    nodes = stored.values() if isinstance(stored, Mapping) else ()
+    for names in nodes:
+        if not isinstance(names, Mapping):
+            continue
+        for name, counts in names.items():
+            if not isinstance(counts, Mapping):
+                continue
+            into = totals.setdefault(str(name), ({}, {}))
+            for which, target in zip(("all", "final"), into, strict=True):
+                _add_counts(counts.get(which), target)
+    return {name: NameCounts(every, last) for name, (every, last) in totals.items()}
+
+
+def _add_counts(counts: Any, into: dict[int, int]) -> None:
+    if not isinstance(counts, Mapping):
+        return
+    for code, n in counts.items():
+        try:
+            status, number = int(code), int(n)
+        except (TypeError, ValueError):
+            continue
+        into[status] = into.get(status, 0) + number
+
+
+@dataclass(frozen=True)
 class RunData:
     """Everything the verdict reads about one run. ``buckets`` are ordered by index and
     ``attempts`` by start time; ``phases`` are in scenario order."""
@@ -103,6 +142,8 @@ class RunData:
     phases: tuple[tuple[str, Span | None], ...] = ()
     faults: tuple[FaultTimes, ...] = ()
     max_attempts: int | None = None
+    names: Mapping[str, NameCounts] = field(default_factory=dict)
+    checks: Mapping[str, CheckValues] = field(default_factory=dict)
     _indices: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -197,6 +238,8 @@ class RunData:
             phases=tuple(phases),
             faults=tuple(faults),
             max_attempts=max_attempts if type(max_attempts) is int else None,
+            names=name_counts(meta.get(NAMES_META)),
+            checks=check_values(events, [check.name for check in scenario.checks]),
         )
 
 

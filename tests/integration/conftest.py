@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+from revert_board import BOARD
 from stack_support import (
     Harness,
     RunningStack,
@@ -33,6 +34,16 @@ def local_stack() -> Iterator[RunningStack]:
         finally:
             stop_everything_started(state_dir)
             shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The revert matrix (test_revert_matrix.py) with its count of cases, whatever ``-r`` says,
+    when any of its cells ran in this session."""
+    lines = BOARD.render()
+    if lines:
+        terminalreporter.section("revert matrix")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture

@@ -52,14 +52,18 @@ def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
+# Loopback: `harness rollback` refuses a record naming any other host (harness.safety).
+TOXIPROXY = "http://127.0.0.1:8474"
+
+
 def slow(name: str, proxy: str = "app-db") -> AddToxics:
     spec = ToxicSpec(f"harness-{name}", "latency", attributes=(("latency", 500),))
-    return AddToxics(name, proxy, (spec,), "http://tp")
+    return AddToxics(name, proxy, (spec,), TOXIPROXY)
 
 
 def crashed_run(state_dir: Path, toxiproxy: FakeToxiproxy) -> None:
     """What a run killed mid-way leaves: two faults in force, one already reverted."""
-    first, down, done = slow("slow-db"), DisableProxy("cut", "lb-app-1", "http://tp"), slow("old")
+    first, down, done = slow("slow-db"), DisableProxy("cut", "lb-app-1", TOXIPROXY), slow("old")
     toxiproxy.toxics = {"app-db": {"harness-slow-db"}}
     toxiproxy.disabled = {"lb-app-1"}
     with Journal.in_state_dir(state_dir) as journal:

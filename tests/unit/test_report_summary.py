@@ -45,7 +45,16 @@ RECOVERY_KEYS = {
     "failed_requests",
     "detail",
 }
-FAULT_KEYS = {"name", "description", "injected_s", "reverted_s", "reverted"}
+FAULT_KEYS = {
+    "name",
+    "description",
+    "injected_s",
+    "reverted_s",
+    "reverted",
+    "manual",
+    "who",
+    "reverted_by",
+}
 STATS_KEYS = {
     "name",
     "start_s",

@@ -387,7 +387,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "unknown key far from any",
         _with({("load", "colour"): "red"}),
         'load.colour: unknown key "colour" (expected one of: locustfile, user_classes, '
-        "workers, phases)",
+        "workers, model, max_in_flight, phases)",
     ),
     (
         "params on a kill",
@@ -397,7 +397,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     (
         "a number as a key",
         _with({("load", "phases", 0, 7): "x"}),
-        "load.phases[0]: unknown key 7 (expected one of: name, duration, users, spawn_rate)",
+        "load.phases[0]: unknown key 7 (expected one of: name, duration, users, spawn_rate, rate)",
     ),
     ("load missing", _with({("load",): _DELETE}), "load: required, but missing"),
     (
@@ -627,7 +627,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "entry url not allowed",
         _with({("stack",): {"entry_url": "http://staging.example.com"}}),
         'stack.entry_url: host "staging.example.com" is not loopback; add it to allow_targets '
-        "if the harness may send load and faults there",
+        "(or --allow-target staging.example.com) if the harness may send load and faults there",
     ),
     (
         "toxiproxy url not allowed",
@@ -637,8 +637,8 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
                 ("allow_targets",): ["staging.example.com"],
             }
         ),
-        'stack.toxiproxy_url: host "10.0.0.5" is not loopback; add it to allow_targets if the '
-        "harness may send load and faults there",
+        'stack.toxiproxy_url: host "10.0.0.5" is not loopback; add it to allow_targets (or '
+        "--allow-target 10.0.0.5) if the harness may send load and faults there",
     ),
     (
         "entry url not http",

@@ -29,6 +29,7 @@ class Settings:
     max_inflight: int
     load_shedding: bool
     retry_after: bool
+    idempotency: bool
     shed_retry_after_s: int
     db_retry_after_s: int
     maintenance_retry_after_s: int
@@ -96,6 +97,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         max_inflight=_int(env, "SHOP_MAX_INFLIGHT", 64, minimum=1, maximum=100_000),
         load_shedding=_switch(env, "SHOP_LOAD_SHEDDING", True),
         retry_after=_switch(env, "SHOP_RETRY_AFTER", True),
+        idempotency=_switch(env, "SHOP_IDEMPOTENCY", True),
         shed_retry_after_s=_int(env, "SHOP_SHED_RETRY_AFTER_S", 1, minimum=0, maximum=day_s),
         db_retry_after_s=_int(env, "SHOP_DB_RETRY_AFTER_S", 2, minimum=0, maximum=day_s),
         maintenance_retry_after_s=_int(

@@ -1,0 +1,172 @@
+"""The game day inside the Locust master: Locust's web UI with the chaos tab, the live board fed
+from the shipments, and ``gameday.json`` for the second terminal; all undone on the way out.
+
+Imported only by :mod:`harness.load.master` (it imports Locust's web UI, so gevent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from flask import Response, jsonify, request
+from locust.env import Environment
+
+from harness.errors import InfrastructureError
+from harness.gameday.control import ControlFile, new_token
+from harness.gameday.desk import CatalogueEntry, ChaosDesk, DeskTimeline
+from harness.gameday.live import LiveBoard
+from harness.gameday.web import install_chaos_ui
+from harness.load.buckets import Bucket, BucketFormatError
+from harness.load.plugin import MasterPlugin
+from harness.verdict import parse_checks
+
+__all__ = ["gameday_ui"]
+
+
+@contextlib.contextmanager
+def gameday_ui(
+    environment: Environment,
+    master: MasterPlugin,
+    *,
+    scenario: Any,
+    timeline: DeskTimeline,
+    catalogue: Sequence[CatalogueEntry],
+    web_host: str,
+    web_port: int,
+    state_dir: Path | None,
+    run_dir: Path,
+) -> Iterator[ChaosDesk]:
+    """Serve the web UI until the block ends; ``gameday.json`` exists exactly as long."""
+    checks = parse_checks(scenario)
+    board = LiveBoard(checks.slos, checks.guards)
+    master.shipment_listeners.append(lambda buckets: _feed(board, buckets))
+
+    def phase_now() -> tuple[float, str | None] | None:
+        if master.t0 is None:
+            return None
+        elapsed = master.clock() - master.t0
+        phase = master.plan.at(elapsed)
+        return elapsed, phase.name if phase is not None else None
+
+    desk = ChaosDesk(
+        scenario=scenario.name,
+        timeline=timeline,
+        catalogue=catalogue,
+        board=board,
+        total_s=master.plan.total,
+        phase_now=phase_now,
+        breached=lambda: [breach.name for breach in master.aborted_by],
+        ending=lambda: master.ending,
+    )
+    port = web_port or _free_port(web_host)
+    # Locust's web UI parses sys.argv with Locust's own parser (for its "extra options") on
+    # every page load: our master's flags are not Locust's, and would end the process.
+    sys.argv = sys.argv[:1]
+    try:
+        web_ui: Any = environment.create_web_ui(host=web_host, port=port, delayed_start=True)
+    except Exception as exc:  # Flask or Locust refusing the address: before anything started
+        raise InfrastructureError(f"Locust web UI on {web_host}:{port}: {exc}") from None
+    token = new_token()
+    install_chaos_ui(web_ui, desk, token)
+    app: Any = web_ui.app
+
+    def stop_as_a_person() -> Response | None:
+        # Locust's Stop button: end the game day the harness's way (faults reverted first, the
+        # run recorded as interrupted, the report written), not by stopping the runner under it.
+        if request.path == "/stop" and request.method == "POST":
+            master.stop_by(f"the web UI's Stop button ({request.remote_addr})")
+            response: Response = jsonify({"success": True, "message": "Test stopped"})
+            return response
+        return None
+
+    app.before_request(stop_as_a_person)
+    _check_port_free(web_host, port)
+    web_ui.start()
+    shown = "127.0.0.1" if web_host in ("0.0.0.0", "") else web_host
+    base = f"http://{_url_host(shown)}:{port}"
+    page = f"{base}/chaos?token={token}"
+    control = ControlFile(
+        pid=os.getpid(),
+        url=f"http://127.0.0.1:{port}" if _loopback_reaches(web_host) else base,
+        page=page,
+        token=token,
+        run_dir=str(run_dir),
+        scenario=scenario.name,
+    )
+    if state_dir is not None:
+        control.write(state_dir)
+    _say(f"Locust web UI: {base}/")
+    _say(f"chaos tab: {page}")
+    try:
+        yield desk
+    finally:
+        if state_dir is not None:
+            ControlFile.remove(state_dir, pid=os.getpid())
+        with contextlib.suppress(Exception):
+            web_ui.stop()
+
+
+def catalogue_of(
+    scenario: Any, stack: Any, info: Any
+) -> tuple[dict[str, Any], list[CatalogueEntry]]:
+    """Every fault of the scenario, scheduled or not, as what builds a fresh one (the timeline's
+    catalogue) and as the entries the chaos tab lists."""
+    from harness.faults import build_fault
+
+    builders: dict[str, Any] = {}
+    entries = []
+    for spec in scenario.faults:
+        builders[spec.name] = lambda spec=spec: build_fault(spec, stack, info)
+        entries.append(
+            CatalogueEntry(
+                name=spec.name,
+                description=builders[spec.name]().describe(),
+                default_for_s=spec.for_,
+                scheduled=spec.at is not None,
+            )
+        )
+    return builders, entries
+
+
+def _feed(board: LiveBoard, buckets: Sequence[Any]) -> None:
+    for data in buckets:
+        with contextlib.suppress(BucketFormatError):
+            board.add(Bucket.from_dict(data))
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host or "127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Locust's server binds in a greenlet and only logs a failure: say it before starting."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise InfrastructureError(
+                f"the game day's web UI cannot listen on {host}:{port} ({exc.strerror}); "
+                "choose another with --web-port"
+            ) from None
+
+
+def _loopback_reaches(host: str) -> bool:
+    return host in ("127.0.0.1", "0.0.0.0", "", "localhost")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _say(line: str) -> None:
+    print(f"harness: {line}", file=sys.stderr, flush=True)

@@ -1,0 +1,337 @@
+"""The blast radius: which hosts the harness may send load or faults to.
+
+By default only loopback (``127.0.0.0/8``, ``::1``, ``localhost``) and the stack the harness
+started itself. Any other host must be allowed by name, in the scenario (``allow_targets``), on
+the command line (``--allow-target HOST``, repeatable) or in ``$HARNESS_ALLOW_TARGETS`` (hosts
+separated by commas or spaces). A typo in a URL, a copied scenario, a locustfile with an absolute
+URL or a crafted fault journal must not point a load test or a fault at someone else's server.
+
+Where it is enforced:
+
+* the scenario's own URLs (``stack.entry_url``, ``stack.toxiproxy_url``, a post-run check's
+  literal ``dsn``) when it is loaded (:mod:`harness.scenario`), and the entry URL again before
+  the load starts (:mod:`harness.engine`);
+* the Locust processes (:func:`guard_sockets`): every outgoing TCP connection of a master or a
+  worker, whatever library a locustfile uses, goes to loopback, an allowed host or the stack the
+  run started (:func:`stack_hosts`), or fails with ``PermissionError`` before a byte is sent
+  (Locust records it as a failed request);
+* ``harness rollback`` and the rollback a run does first (:func:`check_record`): a journal record
+  whose URLs name a host not allowed (nor an address of the compose project it names) is refused,
+  reported and never reverted, so a crafted journal cannot send requests, nor the shop's admin
+  token, elsewhere.
+
+:func:`check_dsn` is for a ``dsn`` known only once its ``${VAR}`` is expanded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import os
+import re
+import socket
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import unquote, urlsplit
+
+from harness.errors import BadInputError
+
+if TYPE_CHECKING:
+    from harness.stack.base import StackInfo
+
+__all__ = [
+    "ALLOW_TARGETS_ENV",
+    "TargetPolicy",
+    "TargetRefused",
+    "check_dsn",
+    "check_record",
+    "dsn_hosts",
+    "guard_sockets",
+    "hosts_from_env",
+    "is_loopback",
+    "run_policy",
+    "stack_hosts",
+]
+
+ALLOW_TARGETS_ENV: Final = "HARNESS_ALLOW_TARGETS"
+_SEPARATORS: Final = re.compile(r"[\s,]+")
+_HOST: Final = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+class TargetRefused(BadInputError):
+    """A host the policy does not allow (exit 2: the input named it)."""
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` (and ``*.localhost``, RFC 6761), or an address on the loopback network."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_host(value: str, where: str = "allow target") -> str:
+    """A host name or IP address as the policy compares it; ``BadInputError`` for anything else
+    (a URL, a port, shell punctuation), with the value named."""
+    host = value.strip().lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if not host or len(host) > 253 or not _HOST.fullmatch(host):
+        raise BadInputError(
+            f"{where}: expected a host name like staging.example.com or an IP address, "
+            f"got {value!r}"
+        )
+    return host
+
+
+def hosts_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The hosts ``$HARNESS_ALLOW_TARGETS`` allows (commas or spaces between them)."""
+    text = (os.environ if environ is None else environ).get(ALLOW_TARGETS_ENV, "")
+    return tuple(
+        normalize_host(item, ALLOW_TARGETS_ENV) for item in _SEPARATORS.split(text) if item
+    )
+
+
+def host_of(url: str) -> str:
+    """The host of a URL, lower case, without brackets; ``""`` when it has none."""
+    try:
+        return (urlsplit(url.strip()).hostname or "").rstrip(".")
+    except ValueError:
+        return ""
+
+
+@dataclass(frozen=True)
+class TargetPolicy:
+    """Loopback, plus the hosts named in ``allowed`` (names or IP addresses)."""
+
+    allowed: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def of(cls, *groups: Iterable[str]) -> TargetPolicy:
+        hosts: set[str] = set()
+        for group in groups:
+            hosts.update(normalize_host(h) for h in group if h)
+        return cls(frozenset(hosts))
+
+    def permits(self, host: str) -> bool:
+        host = host.strip("[]").lower().rstrip(".")
+        if is_loopback(host):
+            return True
+        with contextlib.suppress(ValueError):
+            host = str(ipaddress.ip_address(host))  # one spelling per address (::0001 is ::1)
+        return host in self.allowed
+
+    def check_url(self, url: str, what: str) -> None:
+        """``TargetRefused`` naming ``what`` and the host, unless the URL's host is allowed. A
+        URL without a host is refused too: where it would go is not known."""
+        host = host_of(url)
+        if not host:
+            raise TargetRefused(f"{what}: {url!r} names no host")
+        if not self.permits(host):
+            raise TargetRefused(
+                f'{what}: host "{host}" is not loopback nor an allowed target; allow it with '
+                f"allow_targets in the scenario, --allow-target {host} or {ALLOW_TARGETS_ENV}"
+            )
+
+    def addresses(self) -> frozenset[str]:
+        """The IP addresses the allowed host names resolve to now (names that do not resolve
+        are left out: nothing could connect to them either)."""
+        found: set[str] = set()
+        for host in self.allowed:
+            try:
+                infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+            except (OSError, UnicodeError):
+                continue
+            found.update(str(ipaddress.ip_address(str(info[4][0]).split("%")[0])) for info in infos)
+        return frozenset(found)
+
+
+def run_policy(allow_targets: Iterable[str], *stack_urls: str) -> TargetPolicy:
+    """The policy of one run: loopback, the scenario's ``allow_targets`` (which ``harness run``
+    has merged ``--allow-target`` into), ``$HARNESS_ALLOW_TARGETS``, the hosts of the stack the
+    harness started (``stack_urls``: its entry and Toxiproxy URLs), and a Docker engine reached
+    over TCP (``$DOCKER_HOST``), which the compose stack's faults talk to."""
+    started = [host_of(url) for url in stack_urls if url]
+    docker = os.environ.get("DOCKER_HOST", "")
+    engine = [host_of(docker)] if docker.startswith(("tcp://", "http://", "https://")) else []
+    return TargetPolicy.of(allow_targets, hosts_from_env(), [h for h in started + engine if h])
+
+
+def stack_hosts(info: StackInfo) -> tuple[str, ...]:
+    """Every host of a stack the harness started: its entry, its Toxiproxy, its services and
+    instances (a compose project's containers have addresses on its own network)."""
+    urls = [info.entry_url, info.toxiproxy_url]
+    urls += [service.endpoint.url() for service in info.services]
+    urls += [instance.endpoint.url() for instance in info.instances]
+    return tuple(dict.fromkeys(h for h in map(host_of, urls) if h))
+
+
+def _record_stack_hosts(record: Mapping[str, Any]) -> tuple[str, ...]:
+    """The hosts of the compose project a record names, asked of the Docker engine: a project
+    on this machine's engine is a stack the harness runs here. Others: none."""
+    ref = record.get("stack")
+    if not isinstance(ref, Mapping) or ref.get("kind") != "compose":
+        return ()
+    from harness.errors import HarnessError
+    from harness.faults.stackref import stack_from_ref
+    from harness.stack.compose import ComposeStack
+
+    hosts: list[str] = []
+    with contextlib.suppress(HarnessError, OSError, ValueError, KeyError):
+        stack = stack_from_ref(ref, required=False)
+        if isinstance(stack, ComposeStack):
+            # A killed container has no address (Docker frees it), so the address its fault
+            # recorded is known to be the project's only by the range of the project's networks.
+            subnets = stack.subnets()
+            for url in _record_urls(record):
+                host = host_of(url)
+                with contextlib.suppress(ValueError):
+                    if any(ipaddress.ip_address(host) in net for net in subnets):
+                        hosts.append(host)
+            hosts += stack_hosts(stack.info())
+    return tuple(hosts)
+
+
+def dsn_hosts(dsn: str) -> tuple[str, ...]:
+    """The TCP hosts a PostgreSQL URI connects to (``postgresql://u:p@h1:5432,h2/db?host=h3``);
+    Unix-socket paths (``/run/postgresql``) and an empty host (the local socket) are left out."""
+    parts = urlsplit(dsn.strip())
+    hosts: list[str] = []
+    netloc = parts.netloc.rpartition("@")[2]
+    for item in netloc.split(","):
+        host = item[1 : item.index("]")] if item.startswith("[") and "]" in item else item
+        hosts.append(host.rsplit(":", 1)[0] if not item.startswith("[") else host)
+    for query in parts.query.split("&"):
+        key, _, value = query.partition("=")
+        if key == "host":
+            hosts += value.split(",")
+    return tuple(h for h in (unquote(h) for h in hosts) if h and not h.startswith("/"))
+
+
+def check_dsn(dsn: str, policy: TargetPolicy, what: str) -> None:
+    """``TargetRefused`` when a database URI (a post-run check's ``dsn``, after ``${VAR}``
+    expansion) would connect to a host the policy does not allow."""
+    for host in dsn_hosts(dsn):
+        if not policy.permits(host):
+            policy.check_url(f"postgresql://{host}", what)
+
+
+# --- fault journal records ------------------------------------------------------------------------
+
+# The fields of a fault record (harness.faults: to_record) that hold URLs the revert calls.
+_URL_FIELDS: Final = ("toxiproxy_url", "healthz_url")
+_URL_LIST_FIELDS: Final = ("admin_urls",)
+
+
+def _record_fields(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, URL) for every URL a record's revert may call."""
+    urls: list[tuple[str, object]] = [(key, record.get(key)) for key in _URL_FIELDS]
+    for key in _URL_LIST_FIELDS:
+        values = record.get(key)
+        urls += [(key, value) for value in values] if isinstance(values, list) else []
+    return [(key, value) for key, value in urls if isinstance(value, str) and value]
+
+
+def _record_urls(record: Mapping[str, Any]) -> list[str]:
+    return [url for _, url in _record_fields(record)]
+
+
+def check_record(record: object, policy: TargetPolicy) -> None:
+    """``TargetRefused`` when a fault record's revert would call a host the policy does not
+    allow. Records are files on disk: whoever can write one must not gain a way to make
+    ``harness rollback`` send requests (or the admin token) anywhere else."""
+    if not isinstance(record, Mapping):
+        return  # the factory refuses it with its own message
+    name = record.get("name")
+    what = f"fault record {name!r}"
+    checked = _record_fields(record)
+    if any(not policy.permits(host_of(value)) for _, value in checked):
+        # Only then ask the record's compose project (Docker) for its containers' addresses.
+        policy = TargetPolicy(policy.allowed | set(_record_stack_hosts(record)))
+    for key, value in checked:
+        policy.check_url(value, f"{what}: {key}")
+
+
+# --- the Locust processes -------------------------------------------------------------------------
+
+
+def guard_sockets(
+    policy: TargetPolicy,
+    *,
+    extra_hosts: Callable[[], Iterable[str]] = tuple,
+    warn: Callable[[str], None] | None = None,
+) -> None:
+    """Refuse, in this process, every TCP connection to an address the policy does not allow.
+
+    Installed in the Locust master and workers, after gevent has patched ``socket``: whatever
+    library a locustfile uses (Locust's clients, requests, httpx, raw sockets), a connection
+    to another host fails with ``PermissionError`` before anything is sent, and Locust records
+    the request as failed (status 0). ``extra_hosts``: hosts allowed at the time of the call
+    (a remote worker learns the target host from the master only when the load starts).
+    Unix sockets (the Docker engine's) and connections Locust makes itself through ZeroMQ are
+    not TCP sockets of this module and are not affected.
+    """
+    say = warn or _stderr
+    allowed_ips = set(policy.addresses())
+    warned: set[str] = set()
+    resolved: dict[frozenset[str], frozenset[str]] = {}
+    cls: Any = socket.socket
+
+    def permitted(address: object) -> tuple[bool, str]:
+        if not isinstance(address, tuple) or not address:
+            return True, ""  # AF_UNIX paths and the like
+        host = str(address[0])
+        if policy.permits(host) or host in allowed_ips:
+            return True, host
+        dynamic = TargetPolicy.of(extra_hosts())
+        if dynamic.permits(host):
+            return True, host
+        if dynamic.allowed not in resolved:  # resolve each set of names once, not per connect
+            resolved[dynamic.allowed] = dynamic.addresses()
+        return host in resolved[dynamic.allowed], host
+
+    def refuse(host: str) -> PermissionError:
+        message = (
+            f"harness: connection to {host} refused: not loopback nor an allowed target "
+            f"(allow_targets, --allow-target or {ALLOW_TARGETS_ENV})"
+        )
+        if host not in warned:
+            warned.add(host)
+            say(message)
+        return PermissionError(errno.EACCES, message)
+
+    original_connect = cls.connect
+    original_connect_ex = cls.connect_ex
+
+    def connect(self: Any, address: Any) -> Any:
+        ok, host = permitted(address)
+        if not ok:
+            raise refuse(host)
+        return original_connect(self, address)
+
+    def connect_ex(self: Any, address: Any) -> Any:
+        ok, host = permitted(address)
+        if not ok:
+            refuse(host)
+            return errno.EACCES
+        return original_connect_ex(self, address)
+
+    if getattr(original_connect, "_harness_guard", False):
+        return  # installed once per process
+    connect._harness_guard = True  # type: ignore[attr-defined]
+    cls.connect = connect
+    cls.connect_ex = connect_ex
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
