@@ -654,6 +654,7 @@ def worker(master_host: str, master_port: int, locustfile: Path | None) -> None:
     help="Where the capacity directory is created.",
 )
 @_state_dir_option
+@_allow_target_option
 def capacity_command(
     scenario: Path,
     start: float | None,
@@ -663,6 +664,7 @@ def capacity_command(
     faults: tuple[str, ...],
     reports: Path,
     state_dir: Path,
+    allow_targets: tuple[str, ...],
 ) -> int:
     """Find the breaking point of SCENARIO (load.model: open): step the offered load up, judge
     the scenario's SLOs over each step, stop at the first step that breaks, report the last load
@@ -689,6 +691,7 @@ def capacity_command(
             faults=faults or None,
             reports=reports,
             state_dir=state_dir,
+            allow_targets=allow_targets,
         ),
         tell=lambda line: click.echo(f"harness: {line}", err=True),
     )

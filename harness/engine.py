@@ -44,7 +44,7 @@ from harness.errors import BadInputError, HarnessError, InfrastructureError, Sta
 from harness.load.launch import SCENARIO_FILE, MasterArgs, WorkerArgs, read_master_file
 from harness.report.model import JudgementLike, Unjudged
 from harness.rundir import RunDir, RunStatus, RunWriter
-from harness.safety import check_record, run_policy
+from harness.safety import TargetPolicy, check_record, run_policy
 from harness.scenario import Scenario, StackKind, load_scenario
 from harness.stack.base import StackInfo
 from harness.stack.config import LocalStackConfig
@@ -177,7 +177,9 @@ def run(
             run_policy(scenario.allow_targets).check_url(entry_url, "the load's entry URL")
         run_dir = RunDir.create(request.reports, scenario.name)
         tell(f"run directory: {run_dir.root}")
-        checks_target = _checks_target(entry_url, info, compose)
+        checks_target = _checks_target(
+            entry_url, info, compose, run_policy(scenario.allow_targets, entry_url)
+        )
         # The baseline of the post-run checks, before any load: their deltas are the run's.
         record_post_checks(run_dir, scenario, checks_target, "before", tell)
         local_workers = scenario.load.workers
@@ -247,13 +249,16 @@ def run(
         return conclude(settled, scenario, tell=tell, console=console)
 
 
-def _checks_target(entry_url: str, info: StackInfo, compose: ComposeStack | None) -> CheckTarget:
+def _checks_target(
+    entry_url: str, info: StackInfo, compose: ComposeStack | None, policy: TargetPolicy
+) -> CheckTarget:
     from harness.integrity import CheckTarget
 
     return CheckTarget(
         entry_url=entry_url,
         database_url=info.database_url,
         compose_project=compose.project if compose is not None else "",
+        policy=policy,
     )
 
 

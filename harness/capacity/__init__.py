@@ -56,7 +56,7 @@ def run_capacity(
     from harness.capacity.report import show, write_report
     from harness.engine import check_scenario
 
-    scenario = load_scenario(request.scenario)
+    scenario = load_scenario(request.scenario, allow_targets=request.allow_targets)
     if scenario.load.model != "open":
         raise BadInputError(
             f"{request.scenario}: load.model: capacity offers load as an arrival rate; "

@@ -53,6 +53,8 @@ class CapacityRequest:
     faults: tuple[str, ...] | None = None
     reports: Path = Path("reports")
     state_dir: Path = DEFAULT_STATE_DIR
+    # Hosts besides loopback the load may reach (--allow-target), on top of the scenario's.
+    allow_targets: tuple[str, ...] = ()
 
 
 def settings(scenario: Scenario, request: CapacityRequest) -> Capacity:
@@ -176,7 +178,12 @@ def search(
     )
     quiet = Console(file=io.StringIO(), width=160)
     outcome = run(
-        RunRequest(scenario=path, reports=out_dir, state_dir=request.state_dir),
+        RunRequest(
+            scenario=path,
+            reports=out_dir,
+            state_dir=request.state_dir,
+            allow_targets=request.allow_targets,
+        ),
         say=tell,
         console=quiet,
     )
@@ -187,7 +194,7 @@ def search(
         )
     if outcome.exit_code == 130:
         raise KeyboardInterrupt
-    stair = load_scenario(path)
+    stair = load_scenario(path, allow_targets=request.allow_targets)
     judged, skipped = step_slos(scenario)
     steps = measure_steps(outcome.run_dir, stair, judged)
     notes = (

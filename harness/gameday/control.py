@@ -134,7 +134,13 @@ class GamedayClient:
 
     @classmethod
     def find(cls, state_dir: Path) -> GamedayClient:
-        return cls(ControlFile.read(state_dir))
+        from harness.safety import run_policy
+
+        control = ControlFile.read(state_dir)
+        # The file says where to send the token and the fault commands: a file pointing
+        # anywhere but loopback (or a host allowed by $HARNESS_ALLOW_TARGETS) is not followed.
+        run_policy(()).check_url(control.url, f"the game day's control file in {state_dir}")
+        return cls(control)
 
     def state(self) -> dict[str, Any]:
         return self._call("GET", "/chaos/api/state")

@@ -17,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Final
 
+from harness.safety import TargetPolicy, TargetRefused, check_dsn
 from harness.scenario import PostCheck
 
 __all__ = ["CheckError", "CheckTarget", "expand_env", "number_at", "read_check"]
@@ -43,6 +44,9 @@ class CheckTarget:
     db_service: str = "postgres"
     db_user: str = "shop"
     db_name: str = "shop"
+    # The run's target policy: a ``dsn`` that names its host through ``${VAR}`` is only known
+    # here, after expansion, so it is checked here, before any connection is made.
+    policy: TargetPolicy | None = None
 
 
 def read_check(check: PostCheck, target: CheckTarget) -> float:
@@ -104,6 +108,11 @@ def _read_sql(check: PostCheck, target: CheckTarget) -> float:
         return _read_psql(check.sql, target)
     if not dsn:
         raise CheckError("no database to query: this stack exposes none (give the check a dsn)")
+    if check.dsn is not None and target.policy is not None:
+        try:
+            check_dsn(dsn, target.policy, f"checks: {check.name}: dsn")
+        except TargetRefused as exc:
+            raise CheckError(str(exc)) from None
     return asyncio.run(_fetch(dsn, check.sql))
 
 

@@ -129,6 +129,11 @@ def test_maintenance_reaches_every_instance_within_a_second_and_lifts(
         )
 
 
+def checkout_again(key: str, cart_id: str, entry_url: str) -> httpx.Response:
+    with _client(entry_url) as client:
+        return client.post("/checkout", json={"cart_id": cart_id}, headers={"Idempotency-Key": key})
+
+
 def test_concurrent_checkout_retries_with_one_key_make_one_order(stack: RunningStack) -> None:
     info = stack.info
     with _client(info.entry_url) as client:
@@ -151,6 +156,17 @@ def test_concurrent_checkout_retries_with_one_key_make_one_order(stack: RunningS
 
     with ThreadPoolExecutor(max_workers=attempts) as pool:
         responses = list(pool.map(checkout, range(attempts)))
+    # Twelve transactions racing for one key's row on a busy machine: one may miss the shop's
+    # database deadline and be told 503 + Retry-After, as a resilient shop should. A client
+    # retries that with the same key, and what must hold is about the key: one order, once.
+    for i, response in enumerate(responses):
+        for _ in range(5):
+            if response.status_code != 503:
+                break
+            assert response.headers.get("Retry-After"), response.text
+            time.sleep(0.2)
+            response = checkout_again(key, cart_id, info.entry_url)
+        responses[i] = response
 
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200] * (attempts - 1) + [201], [r.text for r in responses]

@@ -16,6 +16,7 @@ from harness.faults.timeline import FaultConflict, SlotView, UnknownFault
 from harness.gameday import ControlFile, GamedayClient, NoGameday
 from harness.gameday.desk import CatalogueEntry, ChaosDesk
 from harness.gameday.live import LiveBoard
+from harness.safety import TargetRefused
 
 pytestmark = pytest.mark.unit
 
@@ -134,3 +135,15 @@ def test_a_game_day_that_does_not_answer_is_no_game_day() -> None:
 def test_no_control_file_is_no_game_day(tmp_path: Path) -> None:
     with pytest.raises(NoGameday, match="no game day is running"):
         GamedayClient.find(tmp_path)
+
+
+def test_a_control_file_pointing_off_loopback_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A crafted gameday.json must not send the token and fault commands to another host.
+    monkeypatch.delenv("HARNESS_ALLOW_TARGETS", raising=False)
+    ControlFile(os.getpid(), "http://198.51.100.9:8089", "p", "t0ken", "r", "gd").write(tmp_path)
+    with pytest.raises(TargetRefused, match=r'host "198\.51\.100\.9" is not loopback'):
+        GamedayClient.find(tmp_path)
+    ControlFile(os.getpid(), "http://127.0.0.1:8089", "p", "t0ken", "r", "gd").write(tmp_path)
+    assert GamedayClient.find(tmp_path).control.url == "http://127.0.0.1:8089"

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from harness.errors import BadInputError
-from harness.integrity.probe import CheckError, expand_env, number_at
+from harness.integrity.probe import CheckError, CheckTarget, expand_env, number_at, read_check
 from harness.integrity.readings import check_values, record_checks
 from harness.load.recording import MAX_NAMES, OTHER_NAME, AttemptContext, RequestRecorder
 from harness.rundir import Event, EventKind
+from harness.safety import run_policy
 from harness.scenario import PostCheck
 from harness.verdict.evaluate import evaluate
 from harness.verdict.language import parse_slo
@@ -182,3 +183,15 @@ def test_json_field_paths_and_environment_references() -> None:
     assert expand_env("Bearer ${TOKEN}", {"TOKEN": "abc"}) == "Bearer abc"
     with pytest.raises(CheckError, match="TOKEN is not set"):
         expand_env("Bearer ${TOKEN}", {})
+
+
+def test_a_dsn_whose_host_comes_from_the_environment_is_refused_before_connecting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The host is only known once ${DB_HOST} is expanded, after the scenario was validated; a
+    # refused host must never be dialled (the address below is TEST-NET-1: it cannot answer).
+    monkeypatch.setenv("DB_HOST", "192.0.2.7")
+    check = PostCheck(name="orders", sql="SELECT 1", dsn="postgresql://shop@${DB_HOST}/shop")
+    target = CheckTarget(entry_url="http://127.0.0.1:1", policy=run_policy(()))
+    with pytest.raises(CheckError, match=r'checks: orders: dsn: .*"192\.0\.2\.7"'):
+        read_check(check, target)
