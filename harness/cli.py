@@ -24,6 +24,10 @@ from harness.stack.render import info_table, status_table
 from harness.stack.state import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from click.decorators import FC
+
     from harness.stack.compose import ComposeStack
 
 # Exit codes as ARCHITECTURE.md fixes them.
@@ -125,6 +129,38 @@ def _allowed_hosts(
     # Repeated, or several in one value (the environment variable): commas or spaces.
     hosts = [h for value in values for h in value.replace(",", " ").split()]
     return tuple(dict.fromkeys(normalize_host(h, "--allow-target") for h in hosts))
+
+
+# Options that `run`, `gameday` (and `capacity`) share, spelled once.
+_workers_option = click.option(
+    "--workers",
+    type=click.IntRange(0, 512),
+    default=None,
+    show_default="the scenario's load.workers",
+    show_envvar=True,
+    help="Locust worker processes on this machine; 0 runs the load in one process.",
+)
+_reports_option = click.option(
+    "--reports",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_envvar=True,
+    help="Where the run directory is created.",
+)
+
+
+def _scenario_stack_option(*kinds: str, envvar: str) -> Callable[[FC], FC]:
+    """``--stack`` of the commands that take a scenario: it overrides the scenario's kind."""
+    return click.option(
+        "--stack",
+        "stack_kind",
+        envvar=envvar,
+        type=click.Choice(kinds),
+        default=None,
+        show_default="the scenario's stack.kind",
+        show_envvar=True,
+        help="Where the system under test comes from.",
+    )
 
 
 _allow_target_option = click.option(
@@ -460,24 +496,8 @@ def images_seed(force: bool, only: tuple[str, ...]) -> None:
 
 @cli.command("run", context_settings={"show_default": True})
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--workers",
-    type=click.IntRange(0, 512),
-    default=None,
-    show_default="the scenario's load.workers",
-    show_envvar=True,
-    help="Locust worker processes on this machine; 0 runs the load in one process.",
-)
-@click.option(
-    "--stack",
-    "stack_kind",
-    envvar="HARNESS_RUN_STACK",
-    type=click.Choice(["local", "compose", "external"]),
-    default=None,
-    show_default="the scenario's stack.kind",
-    show_envvar=True,
-    help="Where the system under test comes from.",
-)
+@_workers_option
+@_scenario_stack_option("local", "compose", "external", envvar="HARNESS_RUN_STACK")
 @click.option(
     "--project",
     default="",
@@ -493,13 +513,7 @@ def images_seed(force: bool, only: tuple[str, ...]) -> None:
     show_envvar=True,
     help="The compose file (stack kind compose).",
 )
-@click.option(
-    "--reports",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("reports"),
-    show_envvar=True,
-    help="Where the run directory is created.",
-)
+@_reports_option
 @_state_dir_option
 @click.option(
     "--remote-workers",
@@ -727,30 +741,9 @@ def report_command(run_dir: Path, step: float) -> int:
 
 @cli.command("gameday", context_settings={"show_default": True})
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--workers",
-    type=click.IntRange(0, 512),
-    default=None,
-    show_default="the scenario's load.workers",
-    show_envvar=True,
-    help="Locust worker processes on this machine; 0 runs the load in one process.",
-)
-@click.option(
-    "--stack",
-    "stack_kind",
-    type=click.Choice(["local", "compose"]),
-    default=None,
-    show_default="the scenario's stack.kind",
-    show_envvar=True,
-    help="Where the system under test comes from.",
-)
-@click.option(
-    "--reports",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("reports"),
-    show_envvar=True,
-    help="Where the run directory is created.",
-)
+@_workers_option
+@_scenario_stack_option("local", "compose", envvar="HARNESS_GAMEDAY_STACK")
+@_reports_option
 @_state_dir_option
 @click.option(
     "--web-host",

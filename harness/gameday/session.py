@@ -10,10 +10,12 @@ import contextlib
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import gevent  # type: ignore[import-untyped]  # gevent ships no type information
 from flask import Response, jsonify, request
 from locust.env import Environment
 
@@ -27,6 +29,10 @@ from harness.load.plugin import MasterPlugin
 from harness.verdict import parse_checks
 
 __all__ = ["gameday_ui"]
+
+
+# How long Locust's web server may take to bind once started (a busy machine is slow to).
+WEB_UI_START_S = 15.0
 
 
 @contextlib.contextmanager
@@ -88,6 +94,9 @@ def gameday_ui(
     app.before_request(stop_as_a_person)
     _check_port_free(web_host, port)
     web_ui.start()
+    # Locust's server binds in a greenlet of its own: the control file (what `harness inject`
+    # and the printed link lead to) appears only once something answers there.
+    _wait_until_listening(web_host, port)
     shown = "127.0.0.1" if web_host in ("0.0.0.0", "") else web_host
     base = f"http://{_url_host(shown)}:{port}"
     page = f"{base}/chaos?token={token}"
@@ -158,6 +167,21 @@ def _check_port_free(host: str, port: int) -> None:
                 f"the game day's web UI cannot listen on {host}:{port} ({exc.strerror}); "
                 "choose another with --web-port"
             ) from None
+
+
+def _wait_until_listening(host: str, port: int, timeout_s: float = WEB_UI_START_S) -> None:
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((target, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise InfrastructureError(
+                    f"the game day's web UI did not listen on {host}:{port} within {timeout_s:.0f}s"
+                ) from None
+            gevent.sleep(0.05)  # the server's greenlet must get to run
 
 
 def _loopback_reaches(host: str) -> bool:

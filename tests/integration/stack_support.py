@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -121,6 +122,24 @@ def stop_everything_started(state_dir: Path) -> None:
     for pid in started_for(state_dir):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def own_stack(prefix: str, app_env: Mapping[str, str]) -> Iterator[Harness]:
+    """A stack of its own, up for the block, whose shop runs with ``app_env`` on top of the
+    session's settings (a shop made to misbehave, or tuned for one scenario)."""
+    state_dir = new_state_dir(prefix)
+    harness = Harness(state_dir)
+    harness.env["HARNESS_UP_APP_ENV"] += "".join(f" {k}={v}" for k, v in app_env.items())
+    try:
+        harness.up()
+        yield harness
+    finally:
+        try:
+            harness.down()
+        finally:
+            stop_everything_started(state_dir)
+            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def heal(running: RunningStack) -> None:

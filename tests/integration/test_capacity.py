@@ -14,14 +14,13 @@ harness refuses to reuse a stack whose settings differ from the scenario's).
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from stack_support import Harness, new_state_dir, stop_everything_started
+from stack_support import Harness, own_stack
 
 from harness.rundir import RunDir
 
@@ -30,25 +29,15 @@ pytestmark = pytest.mark.integration
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "capacity.yaml"
 # Close below the bounds, so each search is a few steps: the early stop ends it at the break.
 FLAGS = ("--start", "60", "--step", "10", "--hold", "3s")
-HEALTHY_BOUND = 120.0  # 3 instances x 2 connections / 50 ms
+HEALTHY_BOUND = 120.0  # 3 instances x 4 connections / 100 ms
 DEGRADED_BOUND = 80.0  # 2 instances
 
 
 @pytest.fixture(scope="module")
 def capacity_harness() -> Iterator[Harness]:
-    state_dir = new_state_dir("harness-it-capacity-")
-    harness = Harness(state_dir)
     env = yaml.safe_load(SCENARIO.read_text(encoding="utf-8"))["stack"]["env"]
-    harness.env["HARNESS_UP_APP_ENV"] += "".join(f" {k}={v}" for k, v in env.items())
-    try:
-        harness.up()
+    with own_stack("harness-it-capacity-", env) as harness:
         yield harness
-    finally:
-        try:
-            harness.down()
-        finally:
-            stop_everything_started(state_dir)
-            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def _capacity(harness: Harness, scenario: Path, reports: Path, *flags: str) -> dict[str, Any]:

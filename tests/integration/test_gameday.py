@@ -9,16 +9,20 @@ Chromium by its path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from stack_support import RunningStack
 from test_run_load import children_of, events, finish, harness_env, no_harness_processes_left
@@ -71,6 +75,28 @@ def chromium() -> str:
             pytest.fail(f"HARNESS_REQUIRE_BROWSER=1 but {problem}")
         pytest.skip(problem)
     return path
+
+
+@contextlib.contextmanager
+def running_gameday(
+    tmp_path: Path, stack: RunningStack
+) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """A game day in the background; a test that fails half-way still ends it (Ctrl-C first,
+    so its faults are reverted for the tests that follow) and closes its pipes."""
+    process, reports = start_gameday(tmp_path, stack)
+    try:
+        yield process, reports
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                for child in psutil.Process(process.pid).children(recursive=True):
+                    child.kill()
+                process.kill()
+        if process.stdout is not None and not process.stdout.closed:
+            process.communicate()  # closes the pipes, which finish() may have done already
 
 
 def start_gameday(tmp_path: Path, stack: RunningStack) -> tuple[subprocess.Popen[str], Path]:
@@ -136,13 +162,13 @@ def the_report(reports: Path) -> tuple[RunDir, dict[str, Any], str]:
     return RunDir.open(root), summary, (root / "report.html").read_text()
 
 
-def test_a_fault_injected_and_reverted_by_clicks_in_the_chaos_tab_is_in_the_report(
-    stack: RunningStack, tmp_path: Path
-) -> None:
-    executable = chromium()
+def _click_through(
+    executable: str, stack: RunningStack, process: subprocess.Popen[str]
+) -> tuple[str, str]:
+    """Inject slow-db with a click in the chaos tab, see it active (there and in Locust's own
+    Chaos tab), revert it with a click; then the game day's own end, and its output."""
     from playwright.sync_api import expect, sync_playwright
 
-    process, reports = start_gameday(tmp_path, stack)
     children = children_of(process, 1)
     control = control_of(stack, process)
     assert control.url.startswith("http://127.0.0.1:")
@@ -173,8 +199,17 @@ def test_a_fault_injected_and_reverted_by_clicks_in_the_chaos_tab_is_in_the_repo
         finally:
             browser.close()
     out, err = finish(process, timeout_s=90)
-    assert process.returncode == 0, f"{out}\n{err}"
     no_harness_processes_left(children)
+    return out, err
+
+
+def test_a_fault_injected_and_reverted_by_clicks_in_the_chaos_tab_is_in_the_report(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    executable = chromium()
+    with running_gameday(tmp_path, stack) as (process, reports):
+        out, err = _click_through(executable, stack, process)
+    assert process.returncode == 0, f"{out}\n{err}"
 
     run, summary, html = the_report(reports)
     injected = events(run, EventKind.FAULT_INJECTED)
@@ -203,39 +238,41 @@ def test_inject_status_and_revert_from_a_second_terminal(
     assert nothing.returncode == 3, nothing.stderr
     assert "no game day is running" in nothing.stderr
 
-    process, reports = start_gameday(tmp_path, stack)
-    control_of(stack, process)
-    deadline = time.monotonic() + 20
-    while (injected := cli(stack, "inject", "slow-db", "--for", "4s", "--who", "bo")).returncode:
-        # Refused (exit 1) until the load has started; anything else is a failure.
-        assert injected.returncode == 1, injected.stderr
-        assert time.monotonic() < deadline, injected.stderr
-        time.sleep(0.5)
-    assert "slow-db  active  manual, by bo" in injected.stdout
+    with running_gameday(tmp_path, stack) as (process, reports):
+        control_of(stack, process)
+        deadline = time.monotonic() + 20
+        while (
+            injected := cli(stack, "inject", "slow-db", "--for", "4s", "--who", "bo")
+        ).returncode:
+            # Refused (exit 1) until the load has started; anything else is a failure.
+            assert injected.returncode == 1, injected.stderr
+            assert time.monotonic() < deadline, injected.stderr
+            time.sleep(0.5)
+        assert "slow-db  active  manual, by bo" in injected.stdout
 
-    unknown = cli(stack, "inject", "slow-dbb")
-    assert unknown.returncode == 2
-    assert "no fault 'slow-dbb'" in unknown.stderr
-    assert "slow-db" in unknown.stderr
-    again = cli(stack, "inject", "slow-db")
-    assert again.returncode == 1
-    assert "already in force" in again.stderr
+        unknown = cli(stack, "inject", "slow-dbb")
+        assert unknown.returncode == 2
+        assert "no fault 'slow-dbb'" in unknown.stderr
+        assert "slow-db" in unknown.stderr
+        again = cli(stack, "inject", "slow-db")
+        assert again.returncode == 1
+        assert "already in force" in again.stderr
 
-    status = cli(stack, "status")
-    assert "game day gd: phase steady" in status.stdout, status.stdout + status.stderr
-    assert "slow-db  active  manual, by bo" in status.stdout
+        status = cli(stack, "status")
+        assert "game day gd: phase steady" in status.stdout, status.stdout + status.stderr
+        assert "slow-db  active  manual, by bo" in status.stdout
 
-    # Its `--for 4s` reverts it by itself; then by hand again, and reverted with --all.
-    time.sleep(5)
-    assert toxics_on_app_db(stack) == []
-    assert cli(stack, "revert", "slow-db").returncode == 1  # not in force any more
-    assert cli(stack, "inject", "slow-db", "--who", "cy").returncode == 0
-    reverted = cli(stack, "revert", "--all", "--who", "cy")
-    assert reverted.returncode == 0, reverted.stderr
-    assert "slow-db  reverted" in reverted.stdout
-    assert toxics_on_app_db(stack) == []
+        # Its `--for 4s` reverts it by itself; then by hand again, and reverted with --all.
+        time.sleep(5)
+        assert toxics_on_app_db(stack) == []
+        assert cli(stack, "revert", "slow-db").returncode == 1  # not in force any more
+        assert cli(stack, "inject", "slow-db", "--who", "cy").returncode == 0
+        reverted = cli(stack, "revert", "--all", "--who", "cy")
+        assert reverted.returncode == 0, reverted.stderr
+        assert "slow-db  reverted" in reverted.stdout
+        assert toxics_on_app_db(stack) == []
 
-    out, err = finish(process, timeout_s=90)
+        out, err = finish(process, timeout_s=90)
     assert process.returncode == 0, f"{out}\n{err}"
     run, summary, html = the_report(reports)
     assert [(f["name"], f["who"], f["reverted"]) for f in summary["faults"]] == [

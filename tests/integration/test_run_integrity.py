@@ -13,13 +13,12 @@ integrity SLOs fail. Known answers both ways, on the real local stack.
 
 from __future__ import annotations
 
-import shutil
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stack_support import Harness, RunningStack, new_state_dir, stop_everything_started
+from stack_support import Harness, RunningStack, own_stack
 from test_run_verdicts import Judged, judged_run
 
 pytestmark = pytest.mark.integration
@@ -94,18 +93,8 @@ def test_a_correct_shop_has_one_order_per_checkout_answered_2xx_under_chaos(
 @pytest.fixture
 def shop_ignoring_keys() -> Iterator[Harness]:
     """A stack of its own whose shop ignores Idempotency-Key (the session's settings otherwise)."""
-    state_dir = new_state_dir("harness-it-no-idempotency-")
-    harness = Harness(state_dir)
-    harness.env["HARNESS_UP_APP_ENV"] += " SHOP_IDEMPOTENCY=off"
-    try:
-        harness.up()
+    with own_stack("harness-it-no-idempotency-", {"SHOP_IDEMPOTENCY": "off"}) as harness:
         yield harness
-    finally:
-        try:
-            harness.down()
-        finally:
-            stop_everything_started(state_dir)
-            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def test_a_shop_ignoring_the_idempotency_key_fails_the_integrity_slos(

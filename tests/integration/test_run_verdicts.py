@@ -11,7 +11,6 @@ stack of its own. Runs that two tests compare are made once per module.
 from __future__ import annotations
 
 import json
-import shutil
 import textwrap
 import time
 import xml.etree.ElementTree as ET
@@ -26,8 +25,7 @@ from stack_support import (
     Harness,
     RunningStack,
     heal,
-    new_state_dir,
-    stop_everything_started,
+    own_stack,
 )
 from test_run_interrupt import assert_stack_whole
 from test_run_load import events, harness_env, run_harness, the_run
@@ -228,18 +226,8 @@ def test_a_shop_run_with_a_kill_fault_passes_and_its_reports_agree(backoff_run: 
 @pytest.fixture(scope="module")
 def shop_without_retry_after() -> Iterator[Harness]:
     """A stack of its own whose shop sends no Retry-After (the session's settings otherwise)."""
-    state_dir = new_state_dir("harness-it-no-retry-after-")
-    harness = Harness(state_dir)
-    harness.env["HARNESS_UP_APP_ENV"] += " SHOP_RETRY_AFTER=off"
-    try:
-        harness.up()
+    with own_stack("harness-it-no-retry-after-", {"SHOP_RETRY_AFTER": "off"}) as harness:
         yield harness
-    finally:
-        try:
-            harness.down()
-        finally:
-            stop_everything_started(state_dir)
-            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def test_without_retry_after_the_run_fails_on_the_slos_that_need_it_and_only_those(
