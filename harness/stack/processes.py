@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,10 +23,10 @@ import psutil
 from harness.errors import StackError
 from harness.stack.base import Endpoint, ProcessState
 
-# psutil derives a start time from clock ticks since boot (10 ms here), so two reads of one
-# process agree within a tick; a PID reused by a process started within 50 ms of the first one
-# is not a case worth a stricter check.
-_CREATE_TIME_TOLERANCE_S = 0.05
+# Start times are whole clock ticks (10 ms here), so two reads of one process are equal; the
+# tolerance only absorbs float rounding, and a PID reused within it is not a case worth more.
+_START_TOLERANCE_S = 0.001
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 STOP_GRACE_S = 5.0
 
 
@@ -36,7 +37,7 @@ class ProcessRecord:
     name: str
     role: str
     pid: int
-    create_time: float
+    started: float  # start_time(pid) when it was recorded: with the PID, what names the process
     endpoint: Endpoint
     log: Path
     argv: tuple[str, ...] = ()
@@ -100,7 +101,7 @@ def adopt(
     ends while we are still around, ``find`` reaps it.
     """
     try:
-        create_time = psutil.Process(process.pid).create_time()
+        started = start_time(process.pid)
     except psutil.Error as exc:
         raise StackError(f"{name}: exited right after start (pid {process.pid})") from exc
     process.returncode = 0
@@ -108,7 +109,7 @@ def adopt(
         name=name,
         role=role,
         pid=process.pid,
-        create_time=create_time,
+        started=started,
         endpoint=endpoint,
         log=log,
         argv=tuple(argv),
@@ -117,11 +118,32 @@ def adopt(
     )
 
 
+def start_time(pid: int) -> float:
+    """When ``pid`` started, in seconds since the machine booted (on Linux): fixed for the life
+    of the process, whichever process reads it and whatever the wall clock does.
+
+    Not psutil's ``create_time()``: that adds /proc/stat's ``btime``, the boot time in whole
+    seconds of wall-clock time, which moves by a second when the clock is stepped or slewed
+    across a second boundary. A record written before such a move then named no live process,
+    and a running PostgreSQL showed as dead. Raises ``psutil.NoSuchProcess`` if ``pid`` is gone.
+    """
+    if not sys.platform.startswith("linux"):
+        return float(psutil.Process(pid).create_time())  # elsewhere: the wall-clock start
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError as exc:
+        raise psutil.NoSuchProcess(pid) from exc
+    # Field 2, the command name, may hold spaces and parentheses: count fields after the last
+    # ")". The first of those is field 3 (state); the start time in clock ticks is field 22.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return int(fields[22 - 3]) / _CLOCK_TICKS
+
+
 def find(record: ProcessRecord) -> psutil.Process | None:
     """The live process the record names, or None if it ended or its PID was reused."""
     try:
         process = psutil.Process(record.pid)
-        if abs(process.create_time() - record.create_time) > _CREATE_TIME_TOLERANCE_S:
+        if abs(start_time(record.pid) - record.started) > _START_TOLERANCE_S:
             return None
         if process.status() == psutil.STATUS_ZOMBIE:
             _reap(record.pid)
@@ -197,17 +219,21 @@ def strays(mark: str, value: str, known: Iterable[ProcessRecord]) -> list[Proces
     exempt = {record.pid for record in known} | {os.getpid()}
     exempt |= {parent.pid for parent in psutil.Process().parents()}
     found = []
-    for process in psutil.process_iter(["pid", "environ", "create_time"]):
+    for process in psutil.process_iter(["pid", "environ"]):
         info = process.info
         environ = info.get("environ") or {}  # None when we may not read it: not ours anyway
         if environ.get(mark) != value or info["pid"] in exempt:
             continue
+        try:
+            started = start_time(info["pid"])
+        except psutil.NoSuchProcess:
+            continue  # ended since the listing: nothing to stop
         found.append(
             ProcessRecord(
                 name=f"unrecorded pid {info['pid']}",
                 role="stray",
                 pid=info["pid"],
-                create_time=info["create_time"],
+                started=started,
                 endpoint=Endpoint("", 0),
                 log=Path(os.devnull),
             )

@@ -33,7 +33,8 @@ from harness.stack.processes import ProcessRecord
 
 STATE_FILE = "stack.json"
 LOCK_FILE = "stack.lock"
-FORMAT_VERSION = 1
+# 2: a process's start time counts from boot (processes.start_time), not from the epoch.
+FORMAT_VERSION = 2
 DEFAULT_STATE_DIR = Path(".harness")
 
 
@@ -136,7 +137,7 @@ def _encode(state: StackState) -> dict[str, Any]:
                 "name": p.name,
                 "role": p.role,
                 "pid": p.pid,
-                "create_time": p.create_time,
+                "started": p.started,
                 "host": p.endpoint.host,
                 "port": p.endpoint.port,
                 "log": str(p.log),
@@ -157,7 +158,7 @@ def _decode(data: dict[str, Any]) -> StackState:
             name=str(p["name"]),
             role=str(p["role"]),
             pid=int(p["pid"]),
-            create_time=float(p["create_time"]),
+            started=float(p["started"]),
             endpoint=Endpoint(str(p["host"]), int(p["port"])),
             log=Path(p["log"]),
             argv=tuple(str(a) for a in p["argv"]),

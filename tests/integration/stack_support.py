@@ -24,6 +24,8 @@ import pytest
 from harness.stack.base import ProcessState, StackInfo
 from harness.stack.local import LocalStack
 from harness.stack.ports import StackPorts
+from harness.stack.processes import log_tail
+from harness.stack.state import StateDir
 
 # The app's DB deadline for this session: short, so the fault tests stay quick.
 DB_TIMEOUT_MS = 300
@@ -149,7 +151,10 @@ def heal(running: RunningStack) -> None:
     dead = []
     for process in stack.status().processes:
         if process.role != "app":
-            assert process.state is ProcessState.ALIVE, f"{process.name} is {process.state}"
+            assert process.state is ProcessState.ALIVE, (
+                f"{process.name} (pid {process.pid}) is {process.state}; its log ends:\n"
+                f"{log_tail(StateDir(harness.state_dir).log(process.name), 40)}"
+            )
         elif process.state is ProcessState.PAUSED:
             stack.resume(process.name)
         elif process.state is ProcessState.DEAD:

@@ -21,6 +21,7 @@ from harness.stack.processes import (
     log_tail,
     send,
     spawn,
+    start_time,
     state_of,
     stop,
     strays,
@@ -76,11 +77,52 @@ def test_a_spawned_process_leads_its_own_session(
 
 def test_a_reused_pid_is_not_ours(tmp_path: Path, started: list[ProcessRecord]) -> None:
     record = _spawn(tmp_path, started, SLEEPER)
-    impostor = dataclasses.replace(record, create_time=record.create_time - 10)
+    impostor = dataclasses.replace(record, started=record.started - 10)
     assert find(impostor) is None
     assert state_of(impostor) is ProcessState.DEAD
     assert send(impostor, signal.SIGKILL) is False
     assert state_of(record) is ProcessState.ALIVE
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="boot time from /proc/stat")
+def test_a_process_stays_ours_when_the_wall_clock_boot_time_moves(
+    tmp_path: Path, started: list[ProcessRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /proc/stat's btime is whole seconds of wall-clock time: a clock step, or a slew across a
+    # second boundary, moves it by a second while every process keeps running.
+    record = _spawn(tmp_path, started, SLEEPER)
+    boot_time = psutil.boot_time()
+    monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: boot_time + 1.0)
+    assert find(record) is not None
+    assert state_of(record) is ProcessState.ALIVE
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/stat")
+def test_start_time_counts_from_boot_even_for_a_name_with_spaces_and_parentheses(
+    tmp_path: Path, started: list[ProcessRecord]
+) -> None:
+    renamed = [
+        sys.executable,
+        "-c",
+        "import time\n"
+        "open('/proc/self/comm', 'w').write('a) b (c) d')\n"
+        "print('renamed', flush=True)\n"
+        "time.sleep(60)",
+    ]
+    record = _spawn(tmp_path, started, renamed)
+    _until(lambda: "renamed" in (tmp_path / "p0.log").read_text())
+    process = psutil.Process(record.pid)
+    assert process.name() == "a) b (c) d"
+    # psutil's wall-clock start is the boot time plus the same ticks.
+    assert start_time(record.pid) == pytest.approx(process.create_time() - psutil.boot_time())
+    assert start_time(record.pid) == record.started
+
+
+def test_start_time_of_a_pid_that_is_gone_is_no_such_process() -> None:
+    gone = psutil.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with pytest.raises(psutil.NoSuchProcess):
+        start_time(gone.pid)
 
 
 def test_sigstop_shows_as_paused_and_sigcont_as_alive(

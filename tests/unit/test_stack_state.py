@@ -22,7 +22,7 @@ def _record(name: str, pid: int = 4242, role: str = "app") -> ProcessRecord:
         name=name,
         role=role,
         pid=pid,
-        create_time=1700000000.25,
+        started=1234.25,
         endpoint=Endpoint("127.0.0.1", 18001),
         log=Path(f"/tmp/{name}.log"),
         argv=("python", "-m", "shopapp", "serve"),
