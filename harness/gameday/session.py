@@ -26,6 +26,8 @@ from harness.gameday.live import LiveBoard
 from harness.gameday.web import install_chaos_ui
 from harness.load.buckets import Bucket, BucketFormatError
 from harness.load.plugin import MasterPlugin
+from harness.stack.base import Endpoint
+from harness.stack.readiness import tcp_open
 from harness.verdict import parse_checks
 
 __all__ = ["gameday_ui"]
@@ -94,10 +96,10 @@ def gameday_ui(
     app.before_request(stop_as_a_person)
     _check_port_free(web_host, port)
     web_ui.start()
+    shown = "127.0.0.1" if web_host in ("0.0.0.0", "") else web_host
     # Locust's server binds in a greenlet of its own: the control file (what `harness inject`
     # and the printed link lead to) appears only once something answers there.
-    _wait_until_listening(web_host, port)
-    shown = "127.0.0.1" if web_host in ("0.0.0.0", "") else web_host
+    _wait_until_listening(Endpoint(shown, port))
     base = f"http://{_url_host(shown)}:{port}"
     page = f"{base}/chaos?token={token}"
     control = ControlFile(
@@ -169,19 +171,15 @@ def _check_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def _wait_until_listening(host: str, port: int, timeout_s: float = WEB_UI_START_S) -> None:
-    target = "127.0.0.1" if host in ("0.0.0.0", "") else host
+def _wait_until_listening(endpoint: Endpoint, timeout_s: float = WEB_UI_START_S) -> None:
     deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with socket.create_connection((target, port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise InfrastructureError(
-                    f"the game day's web UI did not listen on {host}:{port} within {timeout_s:.0f}s"
-                ) from None
-            gevent.sleep(0.05)  # the server's greenlet must get to run
+    while not tcp_open(endpoint, timeout_s=0.5):
+        if time.monotonic() > deadline:
+            raise InfrastructureError(
+                f"the game day's web UI did not listen on {endpoint.host}:{endpoint.port} "
+                f"within {timeout_s:.0f}s"
+            )
+        gevent.sleep(0.05)  # the server's greenlet must get to run
 
 
 def _loopback_reaches(host: str) -> bool:

@@ -7,33 +7,17 @@ different process than the one that started it. It is always brought down at the
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
 from revert_board import BOARD
-from stack_support import (
-    Harness,
-    RunningStack,
-    heal,
-    new_state_dir,
-    stop_everything_started,
-)
+from stack_support import RunningStack, heal, own_stack
 
 
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[RunningStack]:
-    state_dir = new_state_dir("harness-it-stack-")
-    harness = Harness(state_dir)
-    try:
-        cold = harness.up()
-        yield RunningStack(harness, cold)
-    finally:
-        try:
-            harness.down()
-        finally:
-            stop_everything_started(state_dir)
-            shutil.rmtree(state_dir, ignore_errors=True)
+    with own_stack("harness-it-stack-") as running:
+        yield running
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

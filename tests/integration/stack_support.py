@@ -127,15 +127,14 @@ def stop_everything_started(state_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def own_stack(prefix: str, app_env: Mapping[str, str]) -> Iterator[Harness]:
+def own_stack(prefix: str, app_env: Mapping[str, str] | None = None) -> Iterator[RunningStack]:
     """A stack of its own, up for the block, whose shop runs with ``app_env`` on top of the
     session's settings (a shop made to misbehave, or tuned for one scenario)."""
     state_dir = new_state_dir(prefix)
     harness = Harness(state_dir)
-    harness.env["HARNESS_UP_APP_ENV"] += "".join(f" {k}={v}" for k, v in app_env.items())
+    harness.env["HARNESS_UP_APP_ENV"] += "".join(f" {k}={v}" for k, v in (app_env or {}).items())
     try:
-        harness.up()
-        yield harness
+        yield RunningStack(harness, cold_up_s=harness.up())
     finally:
         try:
             harness.down()

@@ -36,8 +36,8 @@ DEGRADED_BOUND = 80.0  # 2 instances
 @pytest.fixture(scope="module")
 def capacity_harness() -> Iterator[Harness]:
     env = yaml.safe_load(SCENARIO.read_text(encoding="utf-8"))["stack"]["env"]
-    with own_stack("harness-it-capacity-", env) as harness:
-        yield harness
+    with own_stack("harness-it-capacity-", env) as running:
+        yield running.harness
 
 
 def _capacity(harness: Harness, scenario: Path, reports: Path, *flags: str) -> dict[str, Any]:

@@ -93,8 +93,8 @@ def test_a_correct_shop_has_one_order_per_checkout_answered_2xx_under_chaos(
 @pytest.fixture
 def shop_ignoring_keys() -> Iterator[Harness]:
     """A stack of its own whose shop ignores Idempotency-Key (the session's settings otherwise)."""
-    with own_stack("harness-it-no-idempotency-", {"SHOP_IDEMPOTENCY": "off"}) as harness:
-        yield harness
+    with own_stack("harness-it-no-idempotency-", {"SHOP_IDEMPOTENCY": "off"}) as running:
+        yield running.harness
 
 
 def test_a_shop_ignoring_the_idempotency_key_fails_the_integrity_slos(

@@ -226,8 +226,8 @@ def test_a_shop_run_with_a_kill_fault_passes_and_its_reports_agree(backoff_run: 
 @pytest.fixture(scope="module")
 def shop_without_retry_after() -> Iterator[Harness]:
     """A stack of its own whose shop sends no Retry-After (the session's settings otherwise)."""
-    with own_stack("harness-it-no-retry-after-", {"SHOP_RETRY_AFTER": "off"}) as harness:
-        yield harness
+    with own_stack("harness-it-no-retry-after-", {"SHOP_RETRY_AFTER": "off"}) as running:
+        yield running.harness
 
 
 def test_without_retry_after_the_run_fails_on_the_slos_that_need_it_and_only_those(
