@@ -42,8 +42,8 @@ from rich.console import Console
 
 from harness.errors import BadInputError, HarnessError, InfrastructureError, StackError
 from harness.load.launch import SCENARIO_FILE, MasterArgs, WorkerArgs, read_master_file
+from harness.record import RunDir, RunStatus, RunWriter
 from harness.report.model import JudgementLike, Unjudged
-from harness.rundir import RunDir, RunStatus, RunWriter
 from harness.safety import TargetPolicy, check_record, run_policy
 from harness.scenario import Scenario, StackKind, load_scenario
 from harness.stack.base import StackInfo

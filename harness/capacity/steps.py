@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.capacity.analysis import StepResult
-from harness.rundir import RunDir
+from harness.record import RunDir
 from harness.scenario import Scenario
 from harness.verdict.evaluate import Evaluator
 from harness.verdict.language import parse_slo

@@ -16,7 +16,7 @@ import gevent  # type: ignore[import-untyped]  # gevent ships no type informatio
 
 from harness.capacity.steps import is_step, judge_step, step_slos
 from harness.load.plugin import MasterPlugin
-from harness.rundir import RunDir
+from harness.record import RunDir
 from harness.scenario import Scenario
 
 __all__ = ["JUDGE_LAG_S", "watch_steps"]

@@ -40,11 +40,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, Protocol, Self
+from typing import Any, Final, Self
 
 from harness.errors import HarnessError, InfrastructureError
 from harness.faults.base import Fault, fault_summary
-from harness.rundir import EventKind
+from harness.record import EventKind, EventSink
 
 __all__ = [
     "JOURNAL_FILE",
@@ -159,18 +159,7 @@ class JournalContents:
 Listener = Callable[[FaultEvent], None]
 
 
-class _EventSink(Protocol):
-    def event(
-        self,
-        kind: EventKind | str,
-        name: str = "",
-        detail: Mapping[str, Any] | None = None,
-        *,
-        t: float | None = None,
-    ) -> int: ...
-
-
-def run_store_listener(writer: _EventSink) -> Listener:
+def run_store_listener(writer: EventSink) -> Listener:
     """A listener that writes each step into a run store (a ``RunWriter``) as an event."""
 
     def record(event: FaultEvent) -> None:

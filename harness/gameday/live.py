@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from harness.load.buckets import BUCKETS_PER_SECOND, Bucket
+from harness.record.buckets import BUCKETS_PER_SECOND, Bucket
 from harness.verdict.guards import DEFAULT_SETTLE_S
 from harness.verdict.metrics import measure_buckets
 from harness.verdict.model import GuardExpr, SloExpr, compare

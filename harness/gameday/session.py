@@ -24,8 +24,8 @@ from harness.gameday.control import ControlFile, new_token
 from harness.gameday.desk import CatalogueEntry, ChaosDesk, DeskTimeline
 from harness.gameday.live import LiveBoard
 from harness.gameday.web import install_chaos_ui
-from harness.load.buckets import Bucket, BucketFormatError
 from harness.load.plugin import MasterPlugin
+from harness.record.buckets import Bucket, BucketFormatError
 from harness.stack.base import Endpoint
 from harness.stack.readiness import tcp_open
 from harness.verdict import parse_checks

@@ -5,12 +5,12 @@ each is read (so the baseline survives a crash of the run), and read back as bef
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal
 
 from harness.integrity.probe import CheckError, CheckTarget, read_check
-from harness.rundir import Event, EventKind
+from harness.record import Event, EventKind, EventSink
 from harness.scenario import PostCheck
 
 __all__ = ["CheckValues", "Stage", "check_values", "record_checks"]
@@ -21,17 +21,6 @@ Stage = Literal["before", "after"]
 # a check that fails then is tried again for this long before its error is recorded.
 SETTLE_S: Final = 20.0
 RETRY_EVERY_S: Final = 1.0
-
-
-class EventWriter(Protocol):
-    def event(
-        self,
-        kind: EventKind | str,
-        name: str = "",
-        detail: Mapping[str, Any] | None = None,
-        *,
-        t: float | None = None,
-    ) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -69,7 +58,7 @@ def record_checks(
     checks: Sequence[PostCheck],
     target: CheckTarget,
     stage: Stage,
-    writer: EventWriter,
+    writer: EventSink,
     *,
     settle_s: float = 0.0,
     tell: Callable[[str], None] = lambda line: None,

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from harness.errors import InfrastructureError
-from harness.load.buckets import BUCKETS_PER_SECOND, AttemptRecord
-from harness.rundir import EventKind
+from harness.record import NAMES_META, EventKind, EventSink
+from harness.record.buckets import BUCKETS_PER_SECOND, AttemptRecord
 
 __all__ = ["NAMES_META", "Collector", "StoreWriter", "Window", "is_error"]
 
-NAMES_META = "request_names"
 
 # Older buckets than this are forgotten by the live view (the store keeps everything).
 _LIVE_SECONDS = 10
@@ -34,23 +33,14 @@ def is_error(status: int) -> bool:
     return status == 0 or status >= 500
 
 
-class StoreWriter(Protocol):
-    """The part of :class:`harness.rundir.RunWriter` the collector uses."""
+class StoreWriter(EventSink, Protocol):
+    """The part of :class:`harness.record.store.RunWriter` the collector uses."""
 
     def upsert_buckets(self, parts: Iterable[Mapping[str, object]]) -> int: ...
 
     def set_meta(self, key: str, value: object) -> None: ...
 
     def add_attempts(self, rows: Iterable[AttemptRecord | Sequence[Any]]) -> int: ...
-
-    def event(
-        self,
-        kind: EventKind | str,
-        name: str = "",
-        detail: Mapping[str, Any] | None = None,
-        *,
-        t: float | None = None,
-    ) -> int: ...
 
 
 @dataclass(frozen=True)

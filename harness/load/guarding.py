@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from harness.load.buckets import Bucket, BucketFormatError
 from harness.load.collector import StoreWriter
-from harness.rundir import EventKind
+from harness.record import EventKind
+from harness.record.buckets import Bucket, BucketFormatError
 from harness.verdict.guards import GuardBreach, GuardEvaluator
 
 __all__ = ["GuardWatch"]

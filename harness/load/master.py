@@ -46,7 +46,7 @@ from harness.load.plugin import (
     WorkerPlugin,
 )
 from harness.load.retry import clients_of, max_attempts_of
-from harness.rundir import RunDir, RunStatus, RunWriter
+from harness.record import RunDir, RunStatus, RunWriter
 from harness.safety import guard_sockets, run_policy, stack_hosts
 from harness.scenario import Scenario
 from harness.stack.base import Stack, StackInfo

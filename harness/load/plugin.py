@@ -44,13 +44,13 @@ from locust.runners import (
 )
 
 from harness.errors import HarnessError, InfrastructureError
-from harness.load.buckets import BUCKETS_PER_SECOND
 from harness.load.collector import Collector
 from harness.load.guarding import GuardWatch
 from harness.load.plan import PhaseMark, PhaseMarks, PhasePlan
 from harness.load.progress import fault_names, progress_line
 from harness.load.recording import MESSAGE_TYPE, RequestRecorder, Shipment
-from harness.rundir import EventKind, RunStatus, RunWriter
+from harness.record import EventKind, RunStatus, RunWriter
+from harness.record.buckets import BUCKETS_PER_SECOND
 from harness.verdict.guards import GuardBreach, GuardEvaluator
 
 __all__ = [

@@ -1,5 +1,5 @@
 """The worker's side of the recorder: every request Locust reports goes into a
-:class:`~harness.load.buckets.BucketRecorder`, and what it holds is shipped to the master.
+:class:`~harness.record.buckets.BucketRecorder`, and what it holds is shipped to the master.
 
 Pure Python: the Locust glue (:mod:`harness.load.plugin`) only connects :meth:`RequestRecorder.
 on_request` to ``events.request`` and sends :meth:`RequestRecorder.shipment` as a message, so
@@ -40,8 +40,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NotRequired, TypedDict
 
-from harness.load.buckets import BucketRecorder, SerializedBucket
 from harness.load.retry import parse_retry_after
+from harness.record.buckets import BucketRecorder, SerializedBucket
 
 __all__ = [
     "ARRIVALS",

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import cast
 
 from harness.errors import BadInputError, InfrastructureError
+from harness.record import RunDir, RunStatus
 from harness.report.data import RunReport, collect
 from harness.report.model import JudgementLike, Outcome, Unjudged
-from harness.rundir import RunDir, RunStatus
 from harness.scenario import Scenario
 
 __all__ = [

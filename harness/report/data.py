@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.integrity.readings import CheckValues, check_values
-from harness.load.buckets import BUCKETS_PER_SECOND, Bucket
+from harness.record import Event, EventKind, RunDir, RunStatus
+from harness.record.buckets import BUCKETS_PER_SECOND, Bucket
 from harness.report.loadmodel import CLOSED, LoadModelInfo, load_model_of
 from harness.report.model import (
     JudgementLike,
@@ -29,7 +30,6 @@ from harness.report.model import (
 )
 from harness.report.series import Series, build_series
 from harness.report.stats import WindowStats, phase_stats, window_stats
-from harness.rundir import Event, EventKind, RunDir, RunStatus
 
 __all__ = ["RunReport", "SloRef", "collect", "slos_of"]
 

@@ -20,13 +20,13 @@ from typing import Any, Final
 
 import jinja2
 
+from harness.record import Event, RunStatus
 from harness.report import fmt
 from harness.report.data import RunReport
 from harness.report.plots import PLOTS
 from harness.report.series import FaultSpan
 from harness.report.stats import WindowStats
 from harness.report.terminal import check_rows
-from harness.rundir import Event, RunStatus
 
 __all__ = ["TEMPLATE", "load_template", "render_html"]
 

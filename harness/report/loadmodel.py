@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.rundir import Event
+from harness.record import Event
 
 __all__ = ["CLOSED", "LoadModelInfo", "load_model_of"]
 

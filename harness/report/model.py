@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from harness.rundir import RunStatus
+from harness.record import RunStatus
 
 __all__ = [
     "EXIT_CODES",

@@ -24,10 +24,10 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from harness.errors import BadInputError
-from harness.load.buckets import BUCKETS_PER_SECOND, Bucket
-from harness.load.histogram import Histogram
+from harness.record import Event, EventKind
+from harness.record.buckets import BUCKETS_PER_SECOND, Bucket
+from harness.record.histogram import Histogram
 from harness.report.model import Recovery
-from harness.rundir import Event, EventKind
 
 __all__ = [
     "STATUS_CLASSES",

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from harness.load.buckets import BUCKETS_PER_SECOND, Bucket
-from harness.load.histogram import Histogram
+from harness.record.buckets import BUCKETS_PER_SECOND, Bucket
+from harness.record.histogram import Histogram
 from harness.report.series import PhaseSpan
 
 __all__ = ["WindowStats", "phase_stats", "window_stats"]

@@ -2,7 +2,7 @@
 and the attempt cap.
 
 The attempt log holds every attempt of each logical request that took more than one (see
-:class:`harness.load.buckets.AttemptRecord`). A *wait* is the time between the arrival of one
+:class:`harness.record.buckets.AttemptRecord`). A *wait* is the time between the arrival of one
 attempt's response (``t + latency``) and the start of the next attempt: what the client itself
 chose, undistorted by how slow the response was. Waits are only taken between attempts both in
 the log with consecutive numbers, so a record dropped by the worker's limit leaves a gap rather
@@ -31,7 +31,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from harness.load.buckets import AttemptRecord, Bucket
+from harness.record.buckets import AttemptRecord, Bucket
 from harness.verdict.metrics import Measurement
 from harness.verdict.rundata import Span
 from harness.verdict.units import format_value

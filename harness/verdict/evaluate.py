@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.load.buckets import AttemptRecord
+from harness.record.buckets import AttemptRecord
 from harness.verdict import backoff
 from harness.verdict.metrics import (
     Measurement,

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from harness.load.buckets import BUCKETS_PER_SECOND, Bucket, bucket_start
+from harness.record.buckets import BUCKETS_PER_SECOND, Bucket, bucket_start
 from harness.scenario import Guard
 from harness.verdict.language import parse_guard
 from harness.verdict.metrics import measure_buckets

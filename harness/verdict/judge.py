@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.rundir import EventKind, RunDir, RunStatus
+from harness.record import EventKind, RunDir, RunStatus
 from harness.scenario import Scenario
 from harness.verdict.checks import parse_checks
 from harness.verdict.evaluate import Evaluator, Verdict

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from harness.load.buckets import Bucket
-from harness.load.histogram import Histogram
+from harness.record.buckets import Bucket
+from harness.record.histogram import Histogram
 from harness.verdict.model import (
     Availability,
     CheckValue,

@@ -40,8 +40,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from harness.load.buckets import BUCKETS_PER_SECOND, Bucket, bucket_start
-from harness.load.histogram import Histogram
+from harness.record.buckets import BUCKETS_PER_SECOND, Bucket, bucket_start
+from harness.record.histogram import Histogram
 from harness.verdict.metrics import is_good, status_counts
 from harness.verdict.rundata import FaultTimes, RunData, Span, first_bucket
 from harness.verdict.units import format_value

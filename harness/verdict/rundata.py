@@ -11,7 +11,7 @@ so its window is its planned length instead.
 
 A bucket belongs to a stretch ``[start, end)`` when the bucket starts inside it once both ends
 are rounded to the nearest bucket boundary; attempts are filed by their start time too (see
-:mod:`harness.load.buckets`). Rounding, because a bucket is never split and the times that end
+:mod:`harness.record.buckets`). Rounding, because a bucket is never split and the times that end
 stretches are observed ones: the master starts the load on a bucket boundary, so each phase
 boundary falls on one too, but its ``phase_start`` event is written a millisecond or two after it.
 Taken literally (the first bucket starting at or after the event) the bucket in which the new
@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from harness.integrity.readings import CheckValues, check_values
-from harness.load.buckets import BUCKETS_PER_SECOND, AttemptRecord, Bucket
-from harness.load.collector import NAMES_META
-from harness.rundir import Event, EventKind, RunDir
+from harness.record import NAMES_META, Event, EventKind, RunDir
+from harness.record.buckets import BUCKETS_PER_SECOND, AttemptRecord, Bucket
 from harness.scenario import Scenario
 
 __all__ = ["FaultTimes", "NameCounts", "RunData", "Span", "first_bucket", "name_counts"]

@@ -30,7 +30,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 
-from harness.load.buckets import BucketRecorder
+from harness.record.buckets import BucketRecorder
 
 T0 = 1_700_000_000.0
 

@@ -88,7 +88,7 @@ def load(setup: str, host: str, users: int, seconds: float) -> dict[str, float]:
     from harness.load.collector import Collector
     from harness.load.plugin import WorkerPlugin
     from harness.load.recording import MESSAGE_TYPE
-    from harness.rundir import RunDir
+    from harness.record import RunDir
 
     class Bench(FastHttpUser):
         wait_time = constant(0)

@@ -24,7 +24,7 @@ import psutil
 import pytest
 from compose_support import REPO, harness, harness_env
 
-from harness.rundir import EventKind, RunDir
+from harness.record import EventKind, RunDir
 from harness.scenario import load_scenario
 from harness.stack.base import ProcessState, StackInfo
 from harness.stack.compose import ComposeStack

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from stack_support import Harness, own_stack
 
-from harness.rundir import RunDir
+from harness.record import RunDir
 
 pytestmark = pytest.mark.integration
 

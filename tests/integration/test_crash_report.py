@@ -23,7 +23,7 @@ from test_run_interrupt import assert_stack_whole, start_in_own_session, wait_fo
 from test_run_load import children_of, events, harness_env, write_scenario
 
 from harness.faults import Journal
-from harness.rundir import EventKind, RunStatus
+from harness.record import EventKind, RunStatus
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,7 @@ from test_run_load import children_of, events, finish, harness_env, no_harness_p
 
 from harness.faults import Journal
 from harness.gameday import ControlFile, NoGameday
-from harness.rundir import EventKind, RunDir
+from harness.record import EventKind, RunDir
 
 pytestmark = pytest.mark.integration
 

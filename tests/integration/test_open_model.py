@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.load.histogram import bucket_value
-from harness.rundir import RunDir
+from harness.record import RunDir
+from harness.record.histogram import bucket_value
 from harness.scenario import load_scenario
 from harness.verdict.evaluate import evaluate
 from harness.verdict.language import parse_slo

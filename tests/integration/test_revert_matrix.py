@@ -33,7 +33,7 @@ from test_run_interrupt import start_in_own_session, wait_for_events
 from test_run_load import children_of, events, finish, harness_env, the_run, write_scenario
 
 from harness.faults import Journal
-from harness.rundir import EventKind, RunDir, RunStatus
+from harness.record import EventKind, RunDir, RunStatus
 from harness.stack import ProcessState
 
 pytestmark = pytest.mark.integration

@@ -29,7 +29,7 @@ from test_run_load import (
 
 from harness.faults import Journal
 from harness.load.launch import read_master_file
-from harness.rundir import EventKind, RunDir, RunStatus
+from harness.record import EventKind, RunDir, RunStatus
 from harness.stack.base import ProcessState
 
 pytestmark = pytest.mark.integration

@@ -25,8 +25,8 @@ import psutil
 import pytest
 from stack_support import RunningStack
 
-from harness.load.buckets import Bucket
-from harness.rundir import Event, EventKind, RunDir, RunStatus
+from harness.record import Event, EventKind, RunDir, RunStatus
+from harness.record.buckets import Bucket
 from harness.stack.ports import free_ports
 
 pytestmark = pytest.mark.integration

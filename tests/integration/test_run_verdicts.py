@@ -30,7 +30,7 @@ from stack_support import (
 from test_run_interrupt import assert_stack_whole
 from test_run_load import events, harness_env, run_harness, the_run
 
-from harness.rundir import EventKind, RunDir, RunStatus
+from harness.record import EventKind, RunDir, RunStatus
 
 pytestmark = pytest.mark.integration
 

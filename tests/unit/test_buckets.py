@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.load.buckets import (
+from harness.record.buckets import (
     AttemptRecord,
     Bucket,
     BucketFormatError,

@@ -11,8 +11,8 @@ from harness.capacity.analysis import StepResult, knee_of, summarise
 from harness.capacity.runner import CapacityRequest, plan_rates, settings, staircase
 from harness.errors import BadInputError
 from harness.load.plan import ArrivalSchedule
+from harness.record import Event, EventKind
 from harness.report.loadmodel import load_model_of
-from harness.rundir import Event, EventKind
 from harness.scenario import Scenario, load_scenario
 
 pytestmark = pytest.mark.unit

@@ -18,7 +18,7 @@ import pytest
 from harness.errors import InfrastructureError
 from harness.faults import FaultEvent, Journal, run_store_listener
 from harness.faults.toxic import AddToxics, ToxicSpec
-from harness.rundir import EventKind, RunDir
+from harness.record import EventKind, RunDir
 
 pytestmark = pytest.mark.unit
 

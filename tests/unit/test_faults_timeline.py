@@ -11,7 +11,7 @@ import pytest
 
 from harness.errors import BadInputError, InfrastructureError
 from harness.faults import FaultEvent, FaultTimeline, Journal
-from harness.rundir import EventKind
+from harness.record import EventKind
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness.gameday.live import LiveBoard
-from harness.load.buckets import Bucket
+from harness.record.buckets import Bucket
 from harness.verdict import parse_guard, parse_slo
 
 pytestmark = pytest.mark.unit

@@ -9,7 +9,7 @@ import pytest
 
 from harness.faults import FaultEvent, FaultTimeline, Journal
 from harness.faults.timeline import FaultConflict, UnknownFault
-from harness.rundir import EventKind
+from harness.record import EventKind
 
 from .test_faults_timeline import FakeClock, FakeFault
 

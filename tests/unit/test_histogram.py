@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.load.histogram import (
+from harness.record.histogram import (
     MAX_VALUE,
     MIN_VALUE,
     TOP_INDEX,

@@ -12,7 +12,7 @@ from harness.errors import BadInputError
 from harness.integrity.probe import CheckError, CheckTarget, expand_env, number_at, read_check
 from harness.integrity.readings import check_values, record_checks
 from harness.load.recording import MAX_NAMES, OTHER_NAME, AttemptContext, RequestRecorder
-from harness.rundir import Event, EventKind
+from harness.record import Event, EventKind
 from harness.safety import run_policy
 from harness.scenario import PostCheck
 from harness.verdict.evaluate import evaluate

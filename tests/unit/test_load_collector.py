@@ -14,7 +14,7 @@ from harness.load.collector import Collector, Window, is_error
 from harness.load.plan import PhasePlan
 from harness.load.progress import fault_names, progress_line
 from harness.load.recording import CONTEXT_KEY, AttemptContext, RequestRecorder, Shipment
-from harness.rundir import EventKind, RunDir
+from harness.record import EventKind, RunDir
 from harness.scenario import Phase
 
 pytestmark = pytest.mark.unit

@@ -27,8 +27,8 @@ from harness.engine import (
     rollback_faults,
 )
 from harness.errors import BadInputError
-from harness.load.buckets import Bucket
-from harness.rundir import EventKind, RunDir, RunStatus
+from harness.record import EventKind, RunDir, RunStatus
+from harness.record.buckets import Bucket
 from harness.scenario import Scenario
 
 pytestmark = pytest.mark.unit

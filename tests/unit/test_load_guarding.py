@@ -10,10 +10,10 @@ from typing import ClassVar
 
 import pytest
 
-from harness.load.buckets import Bucket
 from harness.load.guarding import GuardWatch
 from harness.load.retry import NAIVE, RetryPolicy, clients_of, max_attempts_of
-from harness.rundir import EventKind, RunDir, RunWriter
+from harness.record import EventKind, RunDir, RunWriter
+from harness.record.buckets import Bucket
 from harness.scenario import parse_scenario
 from harness.verdict import GuardEvaluator, judge
 from harness.verdict.language import parse_guard

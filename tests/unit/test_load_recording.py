@@ -9,8 +9,8 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]
 import pytest
 
-from harness.load.buckets import Bucket
 from harness.load.recording import CONTEXT_KEY, AttemptContext, RequestRecorder, Shipment
+from harness.record.buckets import Bucket
 
 pytestmark = pytest.mark.unit
 

@@ -18,7 +18,7 @@ import pytest
 from harness.engine import RunOutcome
 from harness.errors import BadInputError, InfrastructureError, StackError
 from harness.pytest_plugin import resolve_settings
-from harness.rundir import RunStatus
+from harness.record import RunStatus
 from harness.stack.base import StackInfo
 from harness.testing import (
     DEFAULT_STATE_DIR,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.rundir import RunStatus
+from harness.record import RunStatus
 
 from .test_report_synthetic import build_run
 

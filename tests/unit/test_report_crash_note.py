@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.record import RunStatus
 from harness.report import write_reports
 from harness.report.model import Unjudged
-from harness.rundir import RunStatus
 
 from .test_report_synthetic import build_run
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.record import EventKind, RunDir, RunStatus
 from harness.report import write_reports
 from harness.report.data import collect
 from harness.report.html import TEMPLATE, render_html
 from harness.report.model import Unjudged
-from harness.rundir import EventKind, RunDir, RunStatus
 
 from .test_report_plots import assert_decodes
 from .test_report_synthetic import T0, build_run, judgement

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.record import RunStatus
 from harness.report import write_reports
 from harness.report.data import RunReport, collect
 from harness.report.junit import RUN_COMPLETED, render_junit
 from harness.report.model import Unjudged
-from harness.rundir import RunStatus
 
 from .test_report_synthetic import NO_500S, P99_WARMUP, SPIKE_503, FakeVerdict, build_run, judgement
 

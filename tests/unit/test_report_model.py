@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.record import RunStatus
 from harness.report import fmt
 from harness.report.model import Outcome, Unjudged, exit_code, outcome_of, recovery_of
-from harness.rundir import RunStatus
 
 from .test_report_synthetic import KILL_RECOVERY, SLOW_DB_RECOVERY, T0
 

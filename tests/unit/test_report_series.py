@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from harness.errors import BadInputError
+from harness.record import RunDir, RunStatus
 from harness.report.data import collect
 from harness.report.model import recovery_of
 from harness.report.series import STATUS_CLASSES, Series, build_series, check_step, status_class
 from harness.report.stats import window_stats
-from harness.rundir import RunDir, RunStatus
 
 from .test_report_synthetic import (
     CREATED,

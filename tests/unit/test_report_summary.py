@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from harness.record import RunStatus
 from harness.report import summary as summary_module
 from harness.report import write_reports
 from harness.report.data import collect
 from harness.report.model import Unjudged
 from harness.report.summary import KEYS, summary
-from harness.rundir import RunStatus
 
 from .test_report_synthetic import CREATED, ENDED, T0, build_run, judgement
 

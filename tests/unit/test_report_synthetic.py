@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from harness.load.buckets import AttemptRecord, Bucket, SerializedBucket
-from harness.rundir import EventKind, RunDir, RunStatus, RunWriter
+from harness.record import EventKind, RunDir, RunStatus, RunWriter
+from harness.record.buckets import AttemptRecord, Bucket, SerializedBucket
 from harness.scenario import parse_scenario
 
 pytestmark = pytest.mark.unit

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.load.buckets import Bucket
+from harness.record.buckets import Bucket
 from harness.report.stats import window_stats
 from harness.verdict.evaluate import evaluate
 from harness.verdict.language import parse_slo

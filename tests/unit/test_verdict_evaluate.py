@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from harness.load.buckets import AttemptRecord, Bucket
+from harness.record.buckets import AttemptRecord, Bucket
 from harness.verdict.evaluate import Verdict, evaluate, resolve_window
 from harness.verdict.language import parse_slo
 from harness.verdict.model import Window, compare

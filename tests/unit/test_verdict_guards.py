@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import BadInputError
-from harness.load.buckets import Bucket
+from harness.record.buckets import Bucket
 from harness.scenario import parse_scenario
 from harness.verdict.guards import GuardEvaluator
 from harness.verdict.language import parse_guard

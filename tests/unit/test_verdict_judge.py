@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import harness.verdict
-from harness.load.buckets import AttemptRecord, Bucket
-from harness.rundir import EventKind, RunDir, RunStatus
+from harness.record import EventKind, RunDir, RunStatus
+from harness.record.buckets import AttemptRecord, Bucket
 from harness.scenario import Scenario, parse_scenario
 from harness.verdict import judge
 from harness.verdict.rundata import RunData, Span

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.load.buckets import Bucket
+from harness.record.buckets import Bucket
 from harness.verdict.evaluate import evaluate
 from harness.verdict.language import parse_slo
 from harness.verdict.recovery import FaultRecovery, RecoveryPolicy, analyse_fault

@@ -34,7 +34,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Final, NamedTuple, TypedDict
 
-from harness.load.histogram import Histogram
+from harness.record.histogram import Histogram
 
 FORMAT_VERSION: Final = 1
 BUCKETS_PER_SECOND: Final = 10

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from harness.errors import BadInputError, InfrastructureError
-from harness.load.buckets import AttemptRecord, Bucket, BucketRecorder, SerializedBucket
-from harness.rundir import EventKind, RunDir, RunStatus
+from harness.record import EventKind, RunDir, RunStatus
+from harness.record.buckets import AttemptRecord, Bucket, BucketRecorder, SerializedBucket
 
 pytestmark = pytest.mark.unit
 
@@ -322,8 +322,8 @@ _KILLED_WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from harness.load.buckets import BucketRecorder
-    from harness.rundir import RunDir
+    from harness.record.buckets import BucketRecorder
+    from harness.record import RunDir
 
     run = RunDir.open(Path(sys.argv[1]))
     w = run.writer()

@@ -12,11 +12,11 @@ Tables (every JSON value compact, every time unix seconds)::
                                              started_at, ended_at, status
     events(id, t, kind, name, detail JSON)   kind: one of EventKind; id is the write order
     buckets(idx INTEGER PRIMARY KEY, data JSON)
-                                             one serialized bucket (harness.load.buckets) per
+                                             one serialized bucket (harness.record.buckets) per
                                              100 ms; a part arriving for a stored bucket is merged
                                              into it (summed), never replaces it
     attempts(logical_id, attempt, t, status, latency, retry_after_followed)
-                                             harness.load.buckets.AttemptRecord, one per row
+                                             harness.record.buckets.AttemptRecord, one per row
 
 Durability: every write is its own committed transaction, in WAL mode with synchronous=NORMAL: a
 crash or SIGKILL of the writer keeps every committed write (only an OS crash or power loss may
@@ -39,18 +39,19 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
 from harness import __version__
 from harness.errors import BadInputError, HarnessError, InfrastructureError
-from harness.load.buckets import AttemptRecord, Bucket, BucketFormatError, merge_all
+from harness.record.buckets import AttemptRecord, Bucket, BucketFormatError, merge_all
+from harness.record.events import Event, EventKind
 
 DB_FILE: Final = "run.sqlite"
 LOCK_FILE: Final = "writer.lock"
 STORE_FORMAT: Final = 1  # PRAGMA user_version of a run store this code writes and reads
+NAMES_META: Final = "request_names"  # meta key: responses per Locust request name, per worker
 BUSY_TIMEOUT_MS: Final = 5000  # a reader may meet the writer's checkpoint; wait, don't fail
 
 _SCHEMA: Final = """
@@ -84,29 +85,6 @@ class RunStatus(enum.StrEnum):
     ABORTED = "aborted"  # stopped by a guard
     INTERRUPTED = "interrupted"  # SIGINT / SIGTERM, after the faults were reverted
     CRASHED = "crashed"
-
-
-class EventKind(enum.StrEnum):
-    RUN_START = "run_start"
-    RUN_END = "run_end"
-    PHASE_START = "phase_start"
-    PHASE_END = "phase_end"
-    FAULT_JOURNALED = "fault_journaled"
-    FAULT_INJECTED = "fault_injected"
-    FAULT_REVERTED = "fault_reverted"
-    FAULT_ERROR = "fault_error"
-    GUARD_BREACH = "guard_breach"
-    CHECK = "check"  # a post-run check's reading (harness.integrity): before the load or after
-    NOTE = "note"
-
-
-@dataclass(frozen=True)
-class Event:
-    id: int
-    t: float
-    kind: EventKind
-    name: str
-    detail: dict[str, Any]
 
 
 def _dumps(value: object) -> str:

@@ -12,7 +12,7 @@ bucket's width. Memory is one dict entry per distinct bucket: at most :data:`TOP
 
 The bucket scheme (``EPS``, ``MIN_VALUE``, ``MAX_VALUE``) is part of the serialized format: data
 written with one scheme must not be read with another, so changing a constant here means a new
-format version in :mod:`harness.load.buckets`.
+format version in :mod:`harness.record.buckets`.
 """
 
 from __future__ import annotations
