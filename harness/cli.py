@@ -16,6 +16,7 @@ from rich.console import Console
 
 from harness import __version__
 from harness.errors import BadInputError, HarnessError
+from harness.exit_codes import ExitCode
 from harness.scenario import StackKind
 from harness.stack.config import TOXIPROXY_KINDS, LocalStackConfig, ToxiproxyKind, parse_env_pairs
 from harness.stack.local import LocalStack
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
     from harness.stack.compose import ComposeStack
 
 # Exit codes as ARCHITECTURE.md fixes them.
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_INFRASTRUCTURE = 3
-EXIT_INTERRUPTED = 130
 
 
 @click.group(context_settings={"auto_envvar_prefix": "HARNESS", "show_default": True})
@@ -421,10 +418,10 @@ def status(
         snapshot = LocalStack(state_dir).status()
     if not snapshot.exists:
         click.echo(f"no stack is up in {snapshot.location}")
-        return EXIT_INFRASTRUCTURE
+        return ExitCode.INFRASTRUCTURE
     _console().print(status_table(snapshot))
     _show_gameday(state_dir)
-    return EXIT_OK if snapshot.healthy else EXIT_INFRASTRUCTURE
+    return ExitCode.OK if snapshot.healthy else ExitCode.INFRASTRUCTURE
 
 
 def _show_gameday(state_dir: Path) -> None:
@@ -466,7 +463,7 @@ def rollback(state_dir: Path, allow_targets: tuple[str, ...]) -> int:
     for problem in result.problems:
         click.echo(f"unreadable: {problem}")
     click.echo(result.summary)
-    return EXIT_OK if result.clean else EXIT_INFRASTRUCTURE
+    return ExitCode.OK if result.clean else ExitCode.INFRASTRUCTURE
 
 
 @cli.group()
@@ -833,7 +830,7 @@ def inject_command(name: str, for_: str, who: str, state_dir: Path) -> int:
         raise BadInputError(f"--for: {exc}") from None
     answer = GamedayClient.find(state_dir).inject(name, who=who or default_who(), for_s=for_s)
     click.echo(fault_line(answer["fault"]))
-    return EXIT_OK if answer.get("ok") else EXIT_INFRASTRUCTURE
+    return ExitCode.OK if answer.get("ok") else ExitCode.INFRASTRUCTURE
 
 
 @cli.command("revert", context_settings={"show_default": True})
@@ -854,7 +851,7 @@ def revert_command(name: str | None, all_: bool, who: str, state_dir: Path) -> i
         click.echo(fault_line(fault))
     if not answer.get("reverted") and not answer.get("failed"):
         click.echo("nothing was in force")
-    return EXIT_OK if answer.get("ok") else EXIT_INFRASTRUCTURE
+    return ExitCode.OK if answer.get("ok") else ExitCode.INFRASTRUCTURE
 
 
 def _console() -> Console:
@@ -868,20 +865,20 @@ def main(argv: list[str] | None = None) -> int:
         result = cli.main(args=argv, prog_name="harness", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("harness: interrupted", err=True)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except KeyboardInterrupt:
         click.echo("harness: interrupted", err=True)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except click.exceptions.ClickException as exc:
         exc.show()
-        return EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code
+        return ExitCode.BAD_INPUT if exc.exit_code == 2 else exc.exit_code
     except BadInputError as exc:
         click.echo(f"harness: {exc}", err=True)
-        return EXIT_BAD_INPUT
+        return ExitCode.BAD_INPUT
     except HarnessError as exc:
         click.echo(f"harness: {exc}", err=True)
         return exc.exit_code
-    return result if isinstance(result, int) else EXIT_OK
+    return result if isinstance(result, int) else ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
 from rich.console import Console
 
 from harness.errors import BadInputError, HarnessError, InfrastructureError, StackError
+from harness.exit_codes import ExitCode
 from harness.load.launch import SCENARIO_FILE, MasterArgs, WorkerArgs, read_master_file
 from harness.record import RunDir, RunStatus, RunWriter
 from harness.report.model import JudgementLike, Unjudged
@@ -58,11 +59,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RunOutcome", "RunRequest", "check_scenario", "conclude", "exec_worker", "judge", "run"]
 
-EXIT_OK: Final = 0
-EXIT_BAD_INPUT: Final = 2
-EXIT_INFRASTRUCTURE: Final = 3
-EXIT_ABORTED: Final = 4
-EXIT_INTERRUPTED: Final = 130
 
 MASTER_START_TIMEOUT_S: Final = 60.0  # importing Locust and the locustfile, opening the store
 # Past the phases: waiting for workers, stopping, reverting faults, flushing. After a forwarded
@@ -323,15 +319,15 @@ def conclude(
         paths = write_report(run_dir, report)
     except HarnessError as exc:
         tell(f"writing the report failed: {exc}")
-        code = EXIT_INFRASTRUCTURE if outcome.exit_code == EXIT_OK else outcome.exit_code
+        code = ExitCode.INFRASTRUCTURE if outcome.exit_code == ExitCode.OK else outcome.exit_code
         return replace(outcome, exit_code=code)
     console = console or _console()
     show(report, console)
     console.print(f"report: {paths.report_html}", markup=False, highlight=False, soft_wrap=True)
     code = outcome.exit_code
-    if code == EXIT_OK:
+    if code == ExitCode.OK:
         # A completed run: the SLOs decide (0 or 1); a verdict that could not be reached is 3.
-        code = EXIT_INFRASTRUCTURE if notes else report.exit_code
+        code = ExitCode.INFRASTRUCTURE if notes else report.exit_code
     return replace(outcome, exit_code=code, report=paths.report_html)
 
 
@@ -702,17 +698,17 @@ def _settle(
         writer.close()
     if not clean:
         detail["error"] = "faults are still in force: fix the cause, then run `harness rollback`"
-        code = EXIT_INFRASTRUCTURE
+        code = ExitCode.INFRASTRUCTURE
     elif status is RunStatus.COMPLETED:
-        code = EXIT_OK  # until the verdict says otherwise (conclude)
+        code = ExitCode.OK  # until the verdict says otherwise (conclude)
     elif status is RunStatus.ABORTED:
-        code = EXIT_ABORTED
+        code = ExitCode.ABORTED
     elif status is RunStatus.INTERRUPTED:
-        code = EXIT_INTERRUPTED
-    elif master_rc == EXIT_BAD_INPUT:
-        code = EXIT_BAD_INPUT
+        code = ExitCode.INTERRUPTED
+    elif master_rc == ExitCode.BAD_INPUT:
+        code = ExitCode.BAD_INPUT
     else:
-        code = EXIT_INFRASTRUCTURE
+        code = ExitCode.INFRASTRUCTURE
     return RunOutcome(run_dir, status, code, detail)
 
 

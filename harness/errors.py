@@ -1,4 +1,4 @@
-"""The harness's one exception tree. Each family maps to one exit code, in ``harness.cli``::
+"""The harness's one exception tree. Each family carries its :class:`~harness.exit_codes.ExitCode`::
 
     HarnessError                      exit 1 unless a child says otherwise
     ├── BadInputError                 exit 2: a scenario, a flag or a config file is wrong
@@ -13,23 +13,25 @@ Errors from third-party libraries are wrapped where they enter, so callers only 
 
 from __future__ import annotations
 
+from harness.exit_codes import ExitCode
+
 
 class HarnessError(Exception):
     """Root of every error the harness raises on purpose."""
 
-    exit_code = 1
+    exit_code: ExitCode = ExitCode.FAILED
 
 
 class BadInputError(HarnessError):
     """Bad input: the message says where (file, field, value)."""
 
-    exit_code = 2
+    exit_code = ExitCode.BAD_INPUT
 
 
 class InfrastructureError(HarnessError):
     """Something the harness depends on is missing, would not start, or does not answer."""
 
-    exit_code = 3
+    exit_code = ExitCode.INFRASTRUCTURE
 
 
 class ToxiproxyError(InfrastructureError):

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from harness.errors import BadInputError, InfrastructureError
+from harness.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from harness.engine import RunOutcome
@@ -81,9 +82,6 @@ STACK_CHOICES: Final[tuple[StackChoice, ...]] = ("local", "external")
 DEFAULT_STATE_DIR: Final = Path(".harness")
 
 # The exit codes of ARCHITECTURE.md a run can end with.
-_EXIT_BAD_INPUT: Final = 2
-_EXIT_INFRASTRUCTURE: Final = 3
-_EXIT_INTERRUPTED: Final = 130
 
 Say = Callable[[str], None]
 
@@ -486,11 +484,11 @@ class ScenarioRunner:
         result = result_of(outcome)
         self.results.append(result)
         error = result.summary.get("error") or "see the run directory"
-        if result.exit_code == _EXIT_INTERRUPTED:
+        if result.exit_code == ExitCode.INTERRUPTED:
             raise KeyboardInterrupt(f"{where}: interrupted; every fault was reverted")
-        if result.exit_code == _EXIT_BAD_INPUT:
+        if result.exit_code == ExitCode.BAD_INPUT:
             raise BadInputError(f"{where}: {error} (run directory {result.run_dir})")
-        if result.exit_code == _EXIT_INFRASTRUCTURE:
+        if result.exit_code == ExitCode.INFRASTRUCTURE:
             raise InfrastructureError(
                 f"{where}: the run did not complete: {error} (run directory {result.run_dir})"
             )

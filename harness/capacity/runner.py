@@ -29,6 +29,7 @@ from harness.capacity.analysis import SearchResult, summarise
 from harness.capacity.steps import SETTLE_PHASE, measure_steps, step_slos
 from harness.durations import format_duration
 from harness.errors import BadInputError, InfrastructureError
+from harness.exit_codes import ExitCode
 from harness.scenario import Capacity, Scenario, load_scenario
 from harness.stack.state import DEFAULT_STATE_DIR
 
@@ -164,7 +165,7 @@ def search(
     tell: Callable[[str], None],
 ) -> SearchResult:
     """Run one staircase and measure it step by step."""
-    from harness.engine import EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, RunRequest, run
+    from harness.engine import RunRequest, run
 
     rates = plan_rates(capacity)
     label = "with " + ", ".join(faults) + " held" if faults else "healthy"
@@ -187,12 +188,12 @@ def search(
         say=tell,
         console=quiet,
     )
-    if outcome.exit_code in (EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE):
-        raise (BadInputError if outcome.exit_code == EXIT_BAD_INPUT else InfrastructureError)(
+    if outcome.exit_code in (ExitCode.BAD_INPUT, ExitCode.INFRASTRUCTURE):
+        raise (BadInputError if outcome.exit_code == ExitCode.BAD_INPUT else InfrastructureError)(
             f"the capacity run in {outcome.run_dir.root} failed: "
             f"{outcome.detail.get('error', outcome.status.value)}"
         )
-    if outcome.exit_code == 130:
+    if outcome.exit_code == ExitCode.INTERRUPTED:
         raise KeyboardInterrupt
     stair = load_scenario(path, allow_targets=request.allow_targets)
     judged, skipped = step_slos(scenario)

@@ -34,6 +34,7 @@ from locust.runners import Runner
 from locust.user import User
 
 from harness.errors import BadInputError, HarnessError, InfrastructureError
+from harness.exit_codes import ExitCode
 from harness.load.entry import configure_logging, load_user_classes
 from harness.load.launch import SCENARIO_FILE, MasterArgs, write_master_file
 from harness.load.plan import PhasePlan
@@ -53,9 +54,6 @@ from harness.stack.base import Stack, StackInfo
 from harness.verdict.guards import GuardEvaluator
 
 __all__ = ["main"]
-
-EXIT_ABORTED = 4
-EXIT_INTERRUPTED = 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"harness master: {exc}", file=sys.stderr)
         return exc.exit_code
     if signals.pending:
-        return EXIT_INTERRUPTED  # nothing started: the CLI records the run as interrupted
+        return ExitCode.INTERRUPTED  # nothing started: the CLI records the run as interrupted
 
     with run.writer() as writer:
         try:
@@ -94,9 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exc.exit_code
         writer.finish(result.status, detail=result.detail)
     if result.status is RunStatus.INTERRUPTED:
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     if result.status is RunStatus.ABORTED:
-        return EXIT_ABORTED
+        return ExitCode.ABORTED
     if result.status is RunStatus.COMPLETED:
         return 0
     if result.error is not None:

@@ -26,14 +26,13 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 
 from harness.errors import BadInputError, HarnessError
+from harness.exit_codes import ExitCode
 from harness.load.entry import configure_logging, load_user_classes
 from harness.load.launch import WorkerArgs
 from harness.load.plugin import WorkerPlugin
 from harness.safety import guard_sockets, host_of, run_policy
 
 __all__ = ["main"]
-
-EXIT_INFRASTRUCTURE = 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,7 +77,7 @@ def _work(args: WorkerArgs, user_classes: list[type[locust.User]], target: _Targ
             file=sys.stderr,
         )
         plugin.close()
-        return EXIT_INFRASTRUCTURE
+        return ExitCode.INFRASTRUCTURE
     events: Any = environment.events  # Locust's EventHook methods are unannotated
     events.init.fire(environment=environment, runner=runner, web_ui=None)
 

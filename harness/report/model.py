@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from harness.exit_codes import ExitCode
 from harness.record import RunStatus
 
 __all__ = [
@@ -151,8 +152,12 @@ class Outcome(enum.StrEnum):
 
 # ARCHITECTURE.md's exit codes. An incomplete run is an infrastructure failure (the harness or
 # its load generator died) unless it was interrupted on purpose.
-EXIT_CODES: Final = {Outcome.PASS: 0, Outcome.FAIL: 1, Outcome.ABORTED: 4, Outcome.INCOMPLETE: 3}
-EXIT_INTERRUPTED: Final = 130
+EXIT_CODES: Final = {
+    Outcome.PASS: ExitCode.OK,
+    Outcome.FAIL: ExitCode.FAILED,
+    Outcome.ABORTED: ExitCode.ABORTED,
+    Outcome.INCOMPLETE: ExitCode.INFRASTRUCTURE,
+}
 
 # Store statuses that mean the run did not get to the end of its phases.
 _INCOMPLETE: Final = frozenset({RunStatus.RUNNING, RunStatus.CRASHED, RunStatus.INTERRUPTED})
@@ -171,5 +176,5 @@ def outcome_of(status: RunStatus, judgement: JudgementLike) -> Outcome:
 def exit_code(status: RunStatus, outcome: Outcome) -> int:
     """The process exit code a CI gates on, as ``harness run`` would have returned it."""
     if outcome is Outcome.INCOMPLETE and status is RunStatus.INTERRUPTED:
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     return EXIT_CODES[outcome]
