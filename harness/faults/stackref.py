@@ -1,57 +1,49 @@
 """The stack as a fault sees it: a reference another process can rebuild it from, and the few
 questions an idempotent revert asks it ("is this instance paused?", "is the stack gone?").
 
-A local stack is rebuilt from its state directory, a compose stack from its project name and
-compose file (everything else it reads back from Docker). Other backends get a reference that
-says what they were; a record holding one can be reverted only by a caller that passes the stack.
+Every backend writes its own reference (:meth:`~harness.stack.base.Stack.to_ref`) and the stack
+registry (:mod:`harness.stack.registry`) reads it back: a local stack from its state directory,
+a compose stack from its project name and compose file (everything else it reads back from
+Docker), an external stack from its URLs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from harness.errors import BadInputError, StackError
-from harness.stack import LocalStack, ProcessState, ProcessStatus, Stack
+from harness.stack import ProcessState, ProcessStatus, Stack
+from harness.stack.registry import stack_from_ref as registry_stack_from_ref
+from harness.stack.state import DEFAULT_STATE_DIR
 from harness.stack.topology import APP, TOXIPROXY
 
 __all__ = ["instance_state", "stack_from_ref", "stack_is_gone", "stack_ref", "toxiproxy_is_gone"]
 
-LOCAL = "local"
-COMPOSE = "compose"
+
+def stack_ref(stack: Stack | None) -> dict[str, Any]:
+    """A JSON-ready reference to ``stack`` for a fault record (the stack's own
+    :meth:`~harness.stack.base.Stack.to_ref`)."""
+    return stack.to_ref() if stack is not None else {"kind": "none"}
 
 
-def stack_ref(stack: Stack | None) -> dict[str, str]:
-    """A JSON-ready reference to ``stack`` for a fault record."""
-    if isinstance(stack, LocalStack):
-        return {"kind": LOCAL, "state_dir": str(stack.state_dir)}
-    # Imported here: the Docker SDK is only needed where a compose stack is in play.
-    from harness.stack.compose import ComposeStack
-
-    if isinstance(stack, ComposeStack):
-        return stack.to_ref()
-    if stack is None:
-        return {"kind": "none"}
-    return {"kind": "unknown", "type": type(stack).__name__}
-
-
-def stack_from_ref(ref: object, *, required: bool) -> Stack | None:
-    """The stack a reference names. ``required``: a fault that cannot act without it (an
-    instance fault) gets a ``BadInputError`` instead of None for a reference it cannot follow."""
-    if isinstance(ref, Mapping) and ref.get("kind") == LOCAL:
-        state_dir = ref.get("state_dir")
-        if isinstance(state_dir, str) and state_dir:
-            return LocalStack(Path(state_dir))
-    if isinstance(ref, Mapping) and ref.get("kind") == COMPOSE:
-        from harness.stack.compose import ComposeStack
-
-        return ComposeStack.from_ref(ref)
-    if required:
-        raise BadInputError(
-            f"cannot find the stack again from the reference {ref!r}: only a local stack (its "
-            "state directory) or a compose project can be found from another process"
-        )
-    return None
+def stack_from_ref(
+    ref: object, *, required: bool, state_dir: Path = DEFAULT_STATE_DIR
+) -> Stack | None:
+    """The stack a reference names, found through the stack registry (never by calling a
+    backend directly). ``required``: a fault that cannot act without it (an instance fault)
+    gets a ``BadInputError`` instead of None for a reference it cannot follow. ``state_dir``:
+    the directory of the journal the reference was read from."""
+    try:
+        return registry_stack_from_ref(ref, state_dir=state_dir)
+    except BadInputError as exc:
+        if required:
+            raise BadInputError(
+                f"cannot find the stack again from the reference {ref!r}: only a local stack "
+                "(its state directory), a compose project or an external stack can be found "
+                f"from another process ({exc})"
+            ) from None
+        return None
 
 
 def _processes(stack: Stack) -> tuple[ProcessStatus, ...]:

@@ -1,7 +1,10 @@
 """The system under test: the ``Stack`` protocol and its backends.
 
-Only the local-process backend exists so far (``LocalStack``); compose and external backends
-implement the same protocol. Everything else in this package is private to the backends.
+One module per backend: ``local`` (processes on 127.0.0.1), ``compose`` (a Docker Compose
+project), ``external`` (a service the harness did not start). :mod:`harness.stack.registry` maps
+a scenario's ``stack.kind`` to its backend and reads stack references back; it is imported by
+name, not from here, since the compose backend brings in the Docker SDK. Everything else in this
+package is private to the backends.
 """
 
 from harness.stack.base import (

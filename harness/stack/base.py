@@ -13,9 +13,11 @@ need from durable state, never from memory.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from harness.errors import BadInputError
 
@@ -96,6 +98,22 @@ class StackInfo:
         known = ", ".join(p.name for p in self.proxies)
         raise BadInputError(f"unknown proxy {name!r}; the stack has {known}")
 
+    def hosts(self) -> tuple[str, ...]:
+        """Every host of the stack: its entry, its Toxiproxy, its services and instances (a
+        compose project's containers have addresses on its own network). The blast-radius
+        policy (:mod:`harness.safety`) lets load and faults reach these."""
+        urls = [self.entry_url, self.toxiproxy_url]
+        urls += [service.endpoint.url() for service in self.services]
+        urls += [instance.endpoint.url() for instance in self.instances]
+        return tuple(dict.fromkeys(h for h in map(_host_of, urls) if h))
+
+
+def _host_of(url: str) -> str:
+    try:
+        return (urlsplit(url.strip()).hostname or "").rstrip(".")
+    except ValueError:
+        return ""
+
 
 class ProcessState(enum.Enum):
     """What the operating system says about a process the stack started."""
@@ -135,13 +153,70 @@ class StackStatus:
         )
 
 
+class StackSection(Protocol):
+    """What a scenario's ``stack:`` section says, as far as every backend reads it
+    (:class:`harness.scenario.Stack` is one). A backend that reads more declares its own
+    protocol extending this one (:class:`harness.stack.compose.ComposeSection`)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def entry_url(self) -> str | None: ...
+
+    @property
+    def toxiproxy_url(self) -> str | None: ...
+
+    @property
+    def env(self) -> tuple[tuple[str, str], ...]: ...
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """What the command line adds to a scenario's stack section. ``state_dir``: the harness's
+    state directory, where the local stack lives and every stack's fault journal is kept.
+    ``compose_project`` / ``compose_file``: override the scenario's (empty / None: keep it)."""
+
+    state_dir: Path
+    compose_project: str = ""
+    compose_file: Path | None = None
+
+
 @runtime_checkable
 class Stack(Protocol):
     """A system under test that can be brought up, inspected, hurt and torn down.
 
     ``down`` is idempotent. The instance primitives take an instance name from
     ``StackInfo.instances`` and raise ``BadInputError`` for any other name.
+
+    A backend is one module of this package and one line of :mod:`harness.stack.registry`;
+    besides these methods its class has the constructors of :class:`StackBackend`.
     """
+
+    kind: ClassVar[str]
+    # True after ``up`` or ``bring_up`` found the stack already running and used it as it was.
+    reused: bool
+
+    @property
+    def journal_dir(self) -> Path:
+        """The directory whose fault journal records the faults injected into this stack, so
+        that ``harness rollback --state-dir`` finds them."""
+        ...
+
+    def to_ref(self) -> dict[str, Any]:
+        """A JSON-ready reference another process rebuilds this stack from
+        (:func:`harness.stack.registry.stack_from_ref`); ``kind`` is always in it."""
+        ...
+
+    def owns_host(self, host: str) -> bool:
+        """Whether ``host`` is one of this stack's own (a fault record read back may name an
+        address of it that is gone by now, as a killed container's)."""
+        ...
+
+    def bring_up(self, say: Callable[[str], None]) -> StackInfo:
+        """The stack as a run needs it: one already up that fits is used as it is, else it is
+        started (and left up for the next run). ``say`` gets one line saying which."""
+        ...
 
     def up(self) -> StackInfo: ...
 
@@ -167,4 +242,20 @@ class Stack(Protocol):
 
     def restart(self, instance: str) -> None:
         """Stop the instance if it runs (paused or not), start it again, wait until it is ready."""
+        ...
+
+
+class StackBackend(Protocol):
+    """The class side of a backend: the two ways a stack object comes to be."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def from_section(self, section: StackSection, options: StackOptions) -> Stack:
+        """The stack a scenario's ``stack:`` section asks for (already validated)."""
+        ...
+
+    def from_ref(self, ref: Mapping[str, Any], *, state_dir: Path) -> Stack:
+        """The stack :meth:`Stack.to_ref` described. ``BadInputError`` for a reference that
+        is not one of this backend's; ``state_dir`` is the journal's that holds the reference."""
         ...

@@ -35,11 +35,11 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 from harness.errors import BadInputError, InfrastructureError, StackError, ToxiproxyError
 from harness.proxy.client import ToxiproxyClient
@@ -51,35 +51,53 @@ from harness.stack.base import (
     Proxy,
     Service,
     StackInfo,
+    StackOptions,
+    StackSection,
     StackStatus,
+)
+from harness.stack.compose_config import (
+    COMPOSE_DIR,
+    DEFAULT_COMPOSE_FILE,
+    DEFAULT_ENTRY_PORT,
+    DEFAULT_PROJECT,
+    DEFAULT_TOXIPROXY_PORT,
+    OTHER,
+    POSTGRES_PORT,
+    POSTGRES_SERVICE,
+    ComposeSection,
+    ComposeStackConfig,
+    ComposeTopology,
+    ProxySpec,
+    config_from_section,
 )
 from harness.stack.config import new_admin_token
 from harness.stack.readiness import http_post_json, http_status
+from harness.stack.state import DEFAULT_STATE_DIR
 from harness.stack.topology import APP, DATABASE, ENTRY, TOXIPROXY
 from harness.stack.topology import database_url as database_of
+
+__all__ = [
+    "COMPOSE_DIR",
+    "DEFAULT_COMPOSE_FILE",
+    "DEFAULT_ENTRY_PORT",
+    "DEFAULT_PROJECT",
+    "DEFAULT_TOXIPROXY_PORT",
+    "ComposeStack",
+    "ComposeStackConfig",
+    "ComposeTopology",
+    "ProxySpec",
+    "compose_command",
+    "instance_names",
+]
 
 if TYPE_CHECKING:
     import docker
     from docker.models.containers import Container
 
-COMPOSE_DIR: Final = Path(
-    os.environ.get("HARNESS_COMPOSE_DIR") or Path(__file__).resolve().parents[2] / "compose"
-)
-DEFAULT_COMPOSE_FILE: Final = COMPOSE_DIR / "docker-compose.yml"
-DEFAULT_PROJECT: Final = "harness"
-DEFAULT_ENTRY_PORT: Final = 8080
-DEFAULT_TOXIPROXY_PORT: Final = 8474
-
 PROJECT_LABEL: Final = "com.docker.compose.project"
 SERVICE_LABEL: Final = "com.docker.compose.service"
 NUMBER_LABEL: Final = "com.docker.compose.container-number"
 ONEOFF_LABEL: Final = "com.docker.compose.oneoff"
-# The sample stack's database, reported (and reachable for tests) when a project has it.
-POSTGRES_SERVICE: Final = "postgres"
-POSTGRES_PORT: Final = 5432
-# Services that are neither entry, Toxiproxy nor backend.
-OTHER: Final = "service"
-
 UP_TIMEOUT_S: Final = 300.0
 DOWN_TIMEOUT_S: Final = 120.0
 READY_TIMEOUT_S: Final = 60.0
@@ -90,81 +108,21 @@ STOP_TIMEOUT_S: Final = 5
 NO_DOCKER_HINT: Final = "use the local stack instead (--stack local), which needs no Docker"
 
 
-@dataclass(frozen=True)
-class ProxySpec:
-    """A Toxiproxy proxy to create at ``up`` (``listen`` inside the Toxiproxy container,
-    ``upstream`` as that container reaches it)."""
-
-    name: str
-    listen: str
-    upstream: str
-
-
-@dataclass(frozen=True)
-class ComposeTopology:
-    """Which services of the project play which part; the defaults are the sample stack's.
-    Ports are the ones the services listen on inside their containers."""
-
-    entry_service: str = "caddy"
-    entry_port: int = 80
-    ready_path: str = "/readyz"
-    backends: tuple[str, ...] = ("app-1", "app-2", "app-3")
-    backend_port: int = 8000
-    health_path: str = "/healthz"
-    toxiproxy_service: str = "toxiproxy"
-    toxiproxy_port: int = 8474
-    proxies: tuple[ProxySpec, ...] = ()
-
-    def role(self, service: str) -> str:
-        if service == self.entry_service:
-            return ENTRY
-        if service == self.toxiproxy_service:
-            return TOXIPROXY
-        if service in self.backends:
-            return APP
-        if service == POSTGRES_SERVICE:
-            return DATABASE
-        return OTHER
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["backends"] = list(self.backends)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ComposeTopology:
-        try:
-            proxies = tuple(ProxySpec(**p) for p in data.get("proxies") or ())
-            fields = {k: v for k, v in data.items() if k != "proxies"}
-            topology = cls(**fields, proxies=proxies)
-        except TypeError as exc:
-            raise BadInputError(f"not a compose topology: {dict(data)!r} ({exc})") from None
-        return replace(topology, backends=tuple(topology.backends))
-
-
-@dataclass(frozen=True)
-class ComposeStackConfig:
-    """What ``up`` asks of the compose project. ``admin_token`` empty: make one up.
-    ``app_env`` is passed to compose for the variables the compose file reads (the sample's
-    ``SHOP_DB_TIMEOUT_MS``, ``SHOP_MAX_INFLIGHT``; any a user's file reads).
-    ``entry_port`` and ``toxiproxy_port`` are the host ports the sample file publishes on."""
-
-    project: str = DEFAULT_PROJECT
-    compose_file: Path = DEFAULT_COMPOSE_FILE
-    entry_port: int = DEFAULT_ENTRY_PORT
-    toxiproxy_port: int = DEFAULT_TOXIPROXY_PORT
-    admin_token: str = ""
-    app_env: tuple[tuple[str, str], ...] = field(default=())
-    topology: ComposeTopology = field(default_factory=ComposeTopology)
-
-
 class ComposeStack:
     """The compose project ``config.project`` of ``config.compose_file``."""
+
+    kind: ClassVar[str] = "compose"
 
     def __init__(self, config: ComposeStackConfig | None = None) -> None:
         self.config = config or ComposeStackConfig()
         self.reused = False
         self._docker: docker.DockerClient | None = None
+
+    @classmethod
+    def from_section(cls, section: StackSection, options: StackOptions) -> ComposeStack:
+        # The scenario model validated the compose keys for kind compose (harness.scenario.Stack
+        # has every key ComposeSection names); a section of another kind never reaches here.
+        return cls(config_from_section(cast(ComposeSection, section), options))
 
     @property
     def project(self) -> str:
@@ -186,7 +144,9 @@ class ComposeStack:
         return ref
 
     @classmethod
-    def from_ref(cls, ref: Mapping[str, object]) -> ComposeStack:
+    def from_ref(
+        cls, ref: Mapping[str, object], *, state_dir: Path = DEFAULT_STATE_DIR
+    ) -> ComposeStack:
         project, compose_file = ref.get("project"), ref.get("compose_file")
         topology = ref.get("topology") or {}
         if (
@@ -200,8 +160,40 @@ class ComposeStack:
                 project=project,
                 compose_file=Path(compose_file),
                 topology=ComposeTopology.from_dict(topology),
+                state_dir=Path(state_dir).absolute(),
             )
         )
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.config.state_dir
+
+    def owns_host(self, host: str) -> bool:
+        """One of the project's hosts now, or an address in the range of its networks: a killed
+        container has no address (Docker frees it), so an address its fault recorded is known
+        to be the project's only by the range of the project's networks."""
+        if host in self.info().hosts():
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in net for net in self.subnets())
+
+    def bring_up(self, say: Callable[[str], None]) -> StackInfo:
+        self.status()  # Docker missing or stopped: InfrastructureError (exit 3) with its hint
+        if self.status().healthy:
+            say(f"using the compose project {self.project!r} already up")
+            self.reused = True
+            return self.info()
+        say(f"starting the compose project {self.project!r} ...")
+        started = time.monotonic()
+        info = self.up()
+        say(
+            f"compose project up in {time.monotonic() - started:.1f}s; it stays up for the next "
+            f"run (`harness down --stack compose --project {self.project}` stops it)"
+        )
+        return info
 
     # --- lifecycle -----------------------------------------------------------------------------
 

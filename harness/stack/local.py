@@ -29,16 +29,24 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from types import FrameType
+from typing import Any, ClassVar
 
 from harness.errors import BadInputError, InfrastructureError, StackError
 from harness.proxy.launcher import start_toxiproxy
 from harness.stack import postgres, processes
-from harness.stack.base import Endpoint, ProcessState, StackInfo, StackStatus
+from harness.stack.base import (
+    Endpoint,
+    ProcessState,
+    StackInfo,
+    StackOptions,
+    StackSection,
+    StackStatus,
+)
 from harness.stack.caddy import caddy_binary, caddy_config
 from harness.stack.config import LocalStackConfig
 from harness.stack.health import stack_status
@@ -73,6 +81,8 @@ class LocalStack:
     every other method works from the state file, so any process can drive a stack that another
     process brought up."""
 
+    kind: ClassVar[str] = "local"
+
     def __init__(
         self, state_dir: Path | str = DEFAULT_STATE_DIR, config: LocalStackConfig | None = None
     ) -> None:
@@ -81,9 +91,56 @@ class LocalStack:
         self._wanted = config or LocalStackConfig()
         self.reused = False
 
+    @classmethod
+    def from_section(cls, section: StackSection, options: StackOptions) -> LocalStack:
+        return cls(options.state_dir, LocalStackConfig(app_env=tuple(section.env)))
+
+    @classmethod
+    def from_ref(cls, ref: Mapping[str, Any], *, state_dir: Path) -> LocalStack:
+        named = ref.get("state_dir")
+        if ref.get("kind") != cls.kind or not isinstance(named, str) or not named:
+            raise BadInputError(f"not a local stack reference: {dict(ref)!r}")
+        return cls(Path(named))
+
+    def to_ref(self) -> dict[str, Any]:
+        return {"kind": self.kind, "state_dir": str(self.state_dir)}
+
     @property
     def state_dir(self) -> Path:
         return self._dir.root
+
+    @property
+    def journal_dir(self) -> Path:
+        return self._dir.root
+
+    def owns_host(self, host: str) -> bool:
+        return host in self.info().hosts()
+
+    def bring_up(self, say: Callable[[str], None]) -> StackInfo:
+        """A healthy stack already up in the state directory is used when it runs the shop with
+        the settings asked for (its ports may differ: ``harness up`` chose them); else one is
+        started, and left up for the next run."""
+        if self.status().healthy:
+            state = self._dir.load()
+            running = dict(state.config.app_env) if state is not None else {}
+            differing = {k: v for k, v in self._wanted.app_env if running.get(k) != v}
+            if differing:
+                raise StackError(
+                    f"the stack up in {self.state_dir} runs the shop without "
+                    f"{', '.join(f'{k}={v}' for k, v in sorted(differing.items()))}, which the "
+                    "scenario asks for; run `harness down` first"
+                )
+            self.reused = True
+            say(f"using the local stack already up in {self.state_dir}")
+            return self.info()
+        say(f"starting the local stack in {self.state_dir} ...")
+        started = time.monotonic()
+        info = self.up()
+        say(
+            f"stack up in {time.monotonic() - started:.1f}s; it stays up for the next run "
+            "(`harness down` stops it)"
+        )
+        return info
 
     # --- lifecycle -----------------------------------------------------------------------------
 
