@@ -18,37 +18,27 @@ after its service when the service runs one container (the sample's ``app-1``), 
 ``<service>-<n>`` by container number when it is scaled up (``web-1``, ``web-2``), so a fault hits
 exactly one container either way. The proxies are those Toxiproxy's API lists.
 
-The engine is the durable state: published ports, the admin token (the instances'
-environment) and container addresses are read back from it, so any process that knows the
-project name and the compose file can drive a stack that another process brought up.
-
-Instances and the database are reached at their container addresses (``Instance.endpoint``,
-``StackInfo.database_url``): routable from the host on Linux, not from Docker Desktop's VM.
+The engine is the durable state: published ports, the admin token (the instances' environment)
+and container addresses are read back from it, so any process that knows the project name and
+the compose file can drive a stack another process brought up. Instances and the database are
+reached at their container addresses: routable from the host on Linux, not from Docker Desktop.
+What the containers' attributes say is read in :mod:`harness.stack.compose_docker`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import os
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
-from harness.errors import BadInputError, InfrastructureError, StackError, ToxiproxyError
+from harness.errors import BadInputError, StackError, ToxiproxyError
 from harness.proxy.client import ToxiproxyClient
 from harness.stack.base import (
-    Endpoint,
     Instance,
     ProcessState,
-    ProcessStatus,
-    Proxy,
     Service,
     StackInfo,
     StackOptions,
@@ -70,6 +60,29 @@ from harness.stack.compose_config import (
     ProxySpec,
     config_from_section,
 )
+from harness.stack.compose_docker import (
+    NUMBER_LABEL,
+    ONEOFF_LABEL,
+    PROBE_TIMEOUT_S,
+    PROJECT_LABEL,
+    SERVICE_LABEL,
+    container_address,
+    container_environment,
+    container_number,
+    container_state,
+    container_status,
+    docker_client,
+    docker_errors,
+    finished_job,
+    first_line,
+    instance_names,
+    listed_proxies,
+    project_subnets,
+    proxy_in_front,
+    published_endpoint,
+    remove_leftovers,
+    run_compose,
+)
 from harness.stack.config import new_admin_token
 from harness.stack.readiness import http_post_json, http_status
 from harness.stack.state import DEFAULT_STATE_DIR
@@ -82,11 +95,12 @@ __all__ = [
     "DEFAULT_ENTRY_PORT",
     "DEFAULT_PROJECT",
     "DEFAULT_TOXIPROXY_PORT",
+    "NUMBER_LABEL",
+    "SERVICE_LABEL",
     "ComposeStack",
     "ComposeStackConfig",
     "ComposeTopology",
     "ProxySpec",
-    "compose_command",
     "instance_names",
 ]
 
@@ -94,18 +108,12 @@ if TYPE_CHECKING:
     import docker
     from docker.models.containers import Container
 
-PROJECT_LABEL: Final = "com.docker.compose.project"
-SERVICE_LABEL: Final = "com.docker.compose.service"
-NUMBER_LABEL: Final = "com.docker.compose.container-number"
-ONEOFF_LABEL: Final = "com.docker.compose.oneoff"
 UP_TIMEOUT_S: Final = 300.0
 DOWN_TIMEOUT_S: Final = 120.0
 READY_TIMEOUT_S: Final = 60.0
 STATE_TIMEOUT_S: Final = 15.0
-PROBE_TIMEOUT_S: Final = 0.5
-STOP_TIMEOUT_S: Final = 5
 
-NO_DOCKER_HINT: Final = "use the local stack instead (--stack local), which needs no Docker"
+STOP_TIMEOUT_S: Final = 5
 
 
 class ComposeStack:
@@ -239,13 +247,13 @@ class ComposeStack:
             role = self.topology.role(service)
             if role == APP:
                 continue  # below, under their instance names
-            names = instance_names(service, [_number(c) for c in containers])
+            names = instance_names(service, [container_number(c) for c in containers])
             for name, container in zip(names, containers, strict=True):
-                if role == OTHER and _finished(container):
+                if role == OTHER and finished_job(container):
                     continue  # a one-shot job (a migration) that did its work
-                rows.append(self._process_status(name, role, container))
+                rows.append(container_status(self.topology, name, role, container))
         for name, container in sorted(instances.items()):
-            rows.append(self._process_status(name, APP, container))
+            rows.append(container_status(self.topology, name, APP, container))
         return StackStatus(location=self.config.compose_file, processes=tuple(rows))
 
     def info(self) -> StackInfo:
@@ -262,9 +270,11 @@ class ComposeStack:
                 f"compose project {self.project!r} ({self.config.compose_file}) is not up "
                 f"(no {', '.join(missing)}); run `harness up --stack compose` first"
             )
-        entry = _published(containers[topology.entry_service][0], topology.entry_port)
-        toxiproxy = _published(containers[topology.toxiproxy_service][0], topology.toxiproxy_port)
-        proxies = self._proxies(toxiproxy.url())
+        entry = published_endpoint(containers[topology.entry_service][0], topology.entry_port)
+        toxiproxy = published_endpoint(
+            containers[topology.toxiproxy_service][0], topology.toxiproxy_port
+        )
+        proxies = listed_proxies(self.project, toxiproxy.url())
         services = [
             Service(topology.entry_service, ENTRY, entry),
             Service(topology.toxiproxy_service, TOXIPROXY, toxiproxy),
@@ -272,12 +282,12 @@ class ComposeStack:
         database_url = ""
         postgres = containers.get(POSTGRES_SERVICE)
         if postgres and POSTGRES_SERVICE not in (topology.entry_service, *topology.backends):
-            address = _address(postgres[0], POSTGRES_SERVICE, POSTGRES_PORT)
+            address = container_address(postgres[0], POSTGRES_SERVICE, POSTGRES_PORT)
             services.append(Service(POSTGRES_SERVICE, DATABASE, address))
             if topology == ComposeTopology():
                 # The sample's own database, with the credentials the shop's contract fixes.
                 database_url = database_of(address)
-        env = _environment(next(iter(instances.values())))
+        env = container_environment(next(iter(instances.values())))
         return StackInfo(
             entry_url=entry.url(),
             toxiproxy_url=toxiproxy.url(),
@@ -285,8 +295,8 @@ class ComposeStack:
             instances=tuple(
                 Instance(
                     name=name,
-                    endpoint=_address(container, name, topology.backend_port),
-                    proxy=_proxy_in_front(proxies, name, container),
+                    endpoint=container_address(container, name, topology.backend_port),
+                    proxy=proxy_in_front(proxies, name, container),
                     health_path=topology.health_path,
                 )
                 for name, container in sorted(instances.items())
@@ -297,52 +307,41 @@ class ComposeStack:
         )
 
     def subnets(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        """The address ranges of the project's own networks. A killed container has no address
-        (Docker frees it), so what a fault recorded for it is known to be the project's only
-        by its range."""
-        client = self._client()
-        label: dict[str, str | list[str] | bool] = {"label": f"{PROJECT_LABEL}={self.project}"}
-        with _docker_errors("list networks"):
-            networks = client.networks.list(filters=label)
-        found = []
-        for network in networks:
-            for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
-                with contextlib.suppress(ValueError, TypeError):
-                    found.append(ipaddress.ip_network(config.get("Subnet"), strict=False))
-        return tuple(found)
+        """The address ranges of the project's own networks (see :meth:`owns_host`)."""
+        return project_subnets(self._client(), self.project)
 
     # --- instance primitives -------------------------------------------------------------------
 
     def kill(self, instance: str) -> None:
         container = self._instance(instance)
-        with _docker_errors(f"kill {instance}"):
-            if _state(container) is ProcessState.PAUSED:
+        with docker_errors(f"kill {instance}"):
+            if container_state(container) is ProcessState.PAUSED:
                 # A paused container takes the signal only once it runs again.
                 container.unpause()
-            if _state(container) is not ProcessState.DEAD:
+            if container_state(container) is not ProcessState.DEAD:
                 container.kill()
         self._wait_state(instance, ProcessState.DEAD)
 
     def pause(self, instance: str) -> None:
         container = self._instance(instance)
-        if _state(container) is not ProcessState.ALIVE:
+        if container_state(container) is not ProcessState.ALIVE:
             raise StackError(f"cannot pause {instance}: it is not running")
-        with _docker_errors(f"pause {instance}"):
+        with docker_errors(f"pause {instance}"):
             container.pause()
         self._wait_state(instance, ProcessState.PAUSED)
 
     def resume(self, instance: str) -> None:
         container = self._instance(instance)
-        if _state(container) is not ProcessState.PAUSED:
+        if container_state(container) is not ProcessState.PAUSED:
             raise StackError(f"cannot resume {instance}: it is not paused")
-        with _docker_errors(f"resume {instance}"):
+        with docker_errors(f"resume {instance}"):
             container.unpause()
         self._wait_state(instance, ProcessState.ALIVE)
 
     def restart(self, instance: str) -> None:
         container = self._instance(instance)
-        with _docker_errors(f"restart {instance}"):
-            state = _state(container)
+        with docker_errors(f"restart {instance}"):
+            state = container_state(container)
             if state is ProcessState.PAUSED:
                 container.unpause()
             if state is ProcessState.DEAD:
@@ -353,41 +352,16 @@ class ComposeStack:
         # a fault may be cutting on purpose. The container's health check asks /healthz.
         self._wait_healthy(instance)
 
-    # --- internals -----------------------------------------------------------------------------
-
     def _client(self) -> docker.DockerClient:
         if self._docker is None:
-            try:
-                import docker
-            except ImportError as exc:
-                raise InfrastructureError(
-                    "the compose stack needs the docker Python package (pip install 'docker>=7'); "
-                    + NO_DOCKER_HINT
-                ) from exc
-            problem = _unix_socket_problem()
-            if problem is not None:
-                raise InfrastructureError(
-                    f"Docker is not installed or not running ({problem}); " + NO_DOCKER_HINT
-                )
-            client = None
-            try:
-                client = docker.from_env(timeout=30)
-                client.ping()
-            except docker.errors.DockerException as exc:
-                if client is not None:
-                    client.close()  # its connection pool, with the socket that failed
-                raise InfrastructureError(
-                    f"Docker is not installed or not running ({_first_line(exc)}); "
-                    + NO_DOCKER_HINT
-                ) from exc
-            self._docker = client
+            self._docker = docker_client()
         return self._docker
 
     def _containers(self) -> dict[str, list[Container]]:
         """The project's containers by service, in container-number order (``docker compose
         run`` one-offs left out: they are not part of the system)."""
         client = self._client()
-        with _docker_errors("list containers"):
+        with docker_errors("list containers"):
             found = client.containers.list(
                 all=True, filters={"label": f"{PROJECT_LABEL}={self.project}"}
             )
@@ -397,7 +371,7 @@ class ComposeStack:
                 continue
             by_service.setdefault(container.labels.get(SERVICE_LABEL, ""), []).append(container)
         for containers in by_service.values():
-            containers.sort(key=_number)
+            containers.sort(key=container_number)
         return by_service
 
     def _instances(
@@ -408,7 +382,7 @@ class ComposeStack:
         out: dict[str, Container] = {}
         for service in self.topology.backends:
             found = containers.get(service, [])
-            names = instance_names(service, [_number(c) for c in found])
+            names = instance_names(service, [container_number(c) for c in found])
             out.update(zip(names, found, strict=True))
         return out
 
@@ -430,54 +404,6 @@ class ComposeStack:
             )
         return container
 
-    def _process_status(self, name: str, role: str, container: Container) -> ProcessStatus:
-        topology = self.topology
-        state = _state(container)
-        attrs = container.attrs
-        health = (attrs.get("State") or {}).get("Health") or {}
-        if role == ENTRY:
-            endpoint = _published(container, topology.entry_port)
-        elif role == TOXIPROXY:
-            endpoint = _published(container, topology.toxiproxy_port)
-        elif role == APP:
-            endpoint = _address(container, name, topology.backend_port)
-        else:
-            endpoint = _address(container, name, _exposed_port(container))
-        if state is not ProcessState.ALIVE:
-            healthy, detail = False, state.value
-        elif health:
-            healthy = health.get("Status") == "healthy"
-            detail = f"docker health: {health.get('Status')}"
-        elif role == ENTRY:
-            # Caddy (no shell in its image for a health check): it answers at all.
-            status = http_status(endpoint.url(topology.ready_path), PROBE_TIMEOUT_S)
-            healthy, detail = status != 0, f"GET {topology.ready_path}: {status or 'no answer'}"
-        else:
-            healthy, detail = True, "running (no health check)"
-        return ProcessStatus(
-            name=name,
-            role=role,
-            pid=int((attrs.get("State") or {}).get("Pid") or 0),
-            state=state,
-            healthy=healthy,
-            endpoint=endpoint,
-            detail=detail,
-        )
-
-    def _proxies(self, api_url: str) -> tuple[Proxy, ...]:
-        """The proxies Toxiproxy has: from its config file, from ``up``, or made by hand."""
-        try:
-            found = ToxiproxyClient(api_url, timeout_s=5).proxies()
-        except ToxiproxyError as exc:
-            raise StackError(
-                f"the Toxiproxy API of compose project {self.project!r} at {api_url} does not "
-                f"answer: {exc}"
-            ) from exc
-        return tuple(
-            Proxy(p.name, _endpoint(p.listen), _endpoint(p.upstream))
-            for p in sorted(found.values(), key=lambda p: p.name)
-        )
-
     def _populate(self) -> None:
         """Create the topology's proxies (those that exist as asked are left alone, toxics and
         all), once the Toxiproxy API answers."""
@@ -488,7 +414,7 @@ class ComposeStack:
         service = self.topology.toxiproxy_service
         if service not in containers:
             raise StackError(f"compose project {self.project!r} has no service {service!r}")
-        api = _published(containers[service][0], self.topology.toxiproxy_port).url()
+        api = published_endpoint(containers[service][0], self.topology.toxiproxy_port).url()
         client = ToxiproxyClient(api, timeout_s=5)
         specs = [asdict(p) | {"enabled": True} for p in proxies]
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -531,7 +457,7 @@ class ComposeStack:
         deadline = time.monotonic() + STATE_TIMEOUT_S
         while True:
             container = self._instance(instance)
-            current = _state(container)
+            current = container_state(container)
             if current is wanted:
                 return
             if time.monotonic() >= deadline:
@@ -543,11 +469,12 @@ class ComposeStack:
         while True:
             container = self._instance(instance)
             health = ((container.attrs.get("State") or {}).get("Health") or {}).get("Status")
-            if _state(container) is ProcessState.ALIVE and health in ("healthy", None):
+            if container_state(container) is ProcessState.ALIVE and health in ("healthy", None):
                 return
             if time.monotonic() >= deadline:
                 raise StackError(
-                    f"{instance} was restarted but is {health or _state(container).value} after "
+                    f"{instance} was restarted but is "
+                    f"{health or container_state(container).value} after "
                     f"{READY_TIMEOUT_S:.0f}s; its log:\n{self._logs(instance)}"
                 )
             time.sleep(0.1)
@@ -560,194 +487,13 @@ class ComposeStack:
         try:
             raw = container.logs(tail=lines)
         except Exception as exc:  # docker.errors.APIError; a log is best effort
-            return f"(no log: {_first_line(exc)})"
+            return f"(no log: {first_line(exc)})"
         return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
 
     def _sweep(self) -> None:
-        """What ``compose down`` left of the project (a service renamed since it was started,
-        a command interrupted): containers, then networks, then volumes."""
-        client = self._client()
-        label: dict[str, str | list[str] | bool] = {"label": f"{PROJECT_LABEL}={self.project}"}
-        with _docker_errors("remove what compose down left"):
-            for container in client.containers.list(all=True, filters=label):
-                container.remove(force=True, v=True)
-            for network in client.networks.list(filters=label):
-                network.remove()
-            for volume in client.volumes.list(filters=label):
-                volume.remove(force=True)
+        remove_leftovers(self._client(), self.project)
 
     def _compose(
         self, args: Sequence[str], *, env: Mapping[str, str] | None = None, timeout_s: float
     ) -> None:
-        argv = [
-            *compose_command(),
-            "--project-name",
-            self.project,
-            "--file",
-            str(self.config.compose_file),
-            *args,
-        ]
-        try:
-            result = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                env={**os.environ, **(env or {})},
-                timeout=timeout_s,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise StackError(f"`{' '.join(argv)}` did not finish in {timeout_s:.0f}s") from exc
-        if result.returncode != 0:
-            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
-            hint = ""
-            if "pull access denied" in tail or "manifest" in tail or "unknown: " in tail:
-                hint = "\nwithout a registry, `harness images seed` builds every image locally"
-            raise StackError(
-                f"`{' '.join(argv[:2])} {' '.join(args)}` failed with exit code "
-                f"{result.returncode}:\n{tail}{hint}"
-            )
-
-
-def compose_command() -> list[str]:
-    """``docker compose`` (v2) when the plugin answers, else ``docker-compose`` (v1)."""
-    override = os.environ.get("HARNESS_COMPOSE_COMMAND", "").split()
-    if override:
-        return override
-    if shutil.which("docker") is not None:
-        probe = subprocess.run(
-            ["docker", "compose", "version"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            check=False,
-        )
-        if probe.returncode == 0:
-            return ["docker", "compose"]
-    if shutil.which("docker-compose") is not None:
-        return ["docker-compose"]
-    raise InfrastructureError(
-        "neither `docker compose` nor `docker-compose` is installed; " + NO_DOCKER_HINT
-    )
-
-
-@contextmanager
-def _docker_errors(what: str) -> Iterator[None]:
-    import docker
-
-    try:
-        yield
-    except docker.errors.NotFound as exc:
-        raise StackError(f"{what}: the container is gone ({_first_line(exc)})") from exc
-    except docker.errors.DockerException as exc:
-        raise StackError(f"{what}: {_first_line(exc)}") from exc
-
-
-def _unix_socket_problem() -> str | None:
-    """Why the engine's Unix socket does not answer, if it is one; None when it accepts a
-    connection or the engine is reached otherwise. Asked before the SDK is, which leaks the
-    socket of a failed connect (a ResourceWarning, an error under pytest)."""
-    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    if not host.startswith("unix://"):
-        return None
-    path = host.removeprefix("unix://")
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            probe.settimeout(5)
-            probe.connect(path)
-    except OSError as exc:
-        return f"cannot connect to {path}: {exc.strerror or exc}"
-    return None
-
-
-def instance_names(service: str, numbers: Sequence[int]) -> list[str]:
-    """The instance names of a backend service's containers (their compose container numbers,
-    in order): the service's own name for a single container, ``<service>-<n>`` for several."""
-    if len(numbers) == 1:
-        return [service]
-    return [f"{service}-{number}" for number in numbers]
-
-
-def _number(container: Container) -> int:
-    try:
-        return int(container.labels.get(NUMBER_LABEL, "1"))
-    except ValueError:
-        return 1
-
-
-def _finished(container: Container) -> bool:
-    """Exited by itself with 0: a one-shot job done, not a piece of the system that died."""
-    state = container.attrs.get("State") or {}
-    return (
-        container.status == "exited" and state.get("ExitCode") == 0 and not state.get("OOMKilled")
-    )
-
-
-def _exposed_port(container: Container) -> int:
-    exposed = (container.attrs.get("Config") or {}).get("ExposedPorts") or {}
-    ports = sorted(int(key.split("/")[0]) for key in exposed if key.endswith("/tcp"))
-    return ports[0] if ports else 0
-
-
-def _proxy_in_front(proxies: Sequence[Proxy], instance: str, container: Container) -> str:
-    """The proxy whose upstream is this instance (by instance, service or container name), so
-    a fault can slow the link to it; empty when none is."""
-    # A single container's instance name is its service's; a scaled service's name resolves to
-    # every replica, so a proxy to it fronts none of them alone.
-    names = {instance, container.name}
-    for proxy in proxies:
-        if proxy.upstream.host in names:
-            return proxy.name
-    return ""
-
-
-def _state(container: Container) -> ProcessState:
-    with _docker_errors(f"inspect {container.name}"):
-        container.reload()
-    status = container.status
-    if status == "running":
-        return ProcessState.ALIVE
-    if status == "paused":
-        return ProcessState.PAUSED
-    return ProcessState.DEAD
-
-
-def _published(container: Container, port: int) -> Endpoint:
-    bindings = ((container.attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(
-        f"{port}/tcp"
-    ) or []
-    for binding in bindings:
-        host = binding.get("HostIp") or "127.0.0.1"
-        return Endpoint("127.0.0.1" if host in ("0.0.0.0", "") else host, int(binding["HostPort"]))
-    # Stopped containers have no bindings; the configured ones say where it will listen.
-    config = ((container.attrs.get("HostConfig") or {}).get("PortBindings") or {}).get(
-        f"{port}/tcp"
-    ) or []
-    for binding in config:
-        return Endpoint(binding.get("HostIp") or "127.0.0.1", int(binding["HostPort"]))
-    raise StackError(f"{container.name} publishes no port for {port}/tcp")
-
-
-def _address(container: Container, service: str, port: int) -> Endpoint:
-    """The container's address on its project network; the service name while it has none
-    (a killed instance), which resolves inside the network only."""
-    networks: dict[str, Any] = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
-    for network in networks.values():
-        if network.get("IPAddress"):
-            return Endpoint(str(network["IPAddress"]), port)
-    return Endpoint(service, port)
-
-
-def _environment(container: Container) -> dict[str, str]:
-    pairs = (container.attrs.get("Config") or {}).get("Env") or []
-    return dict(pair.partition("=")[::2] for pair in pairs)
-
-
-def _endpoint(address: str) -> Endpoint:
-    host, _, port = address.rpartition(":")
-    return Endpoint(host or "0.0.0.0", int(port))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        run_compose(self.project, self.config.compose_file, args, env=env, timeout_s=timeout_s)

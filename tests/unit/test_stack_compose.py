@@ -14,7 +14,7 @@ from harness.cli import main
 from harness.engine import RunRequest, check_fault_targets, compose_stack_of, resolve_scenario
 from harness.errors import BadInputError
 from harness.scenario import load_scenario
-from harness.stack import compose
+from harness.stack import compose, compose_docker
 from harness.stack.base import Endpoint, Instance, Proxy, StackInfo
 from harness.stack.compose import (
     COMPOSE_DIR,
@@ -56,7 +56,7 @@ def test_reference_round_trips() -> None:
 
 def test_compose_command_prefers_an_explicit_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARNESS_COMPOSE_COMMAND", "podman-compose")
-    assert compose.compose_command() == ["podman-compose"]
+    assert compose_docker.compose_command() == ["podman-compose"]
 
 
 def test_default_topology_is_the_sample_compose_file() -> None:
@@ -120,12 +120,12 @@ def _proxy(name: str, upstream: str) -> Proxy:
 def test_the_proxy_in_front_of_an_instance_is_the_one_whose_upstream_is_it() -> None:
     proxies = [_proxy("lb-app-1", "app-1:8000"), _proxy("lb-web", "web:8000")]
     single = _container("harness-app-1-1", "app-1")
-    assert compose._proxy_in_front(proxies, "app-1", single) == "lb-app-1"
+    assert compose_docker.proxy_in_front(proxies, "app-1", single) == "lb-app-1"
     # A proxy to a scaled service's name reaches any replica: it fronts none of them alone.
     replica = _container("own-web-2", "web", 2)
-    assert compose._proxy_in_front(proxies, "web-2", replica) == ""
+    assert compose_docker.proxy_in_front(proxies, "web-2", replica) == ""
     by_container = [_proxy("to-web-2", "own-web-2:8000")]
-    assert compose._proxy_in_front(by_container, "web-2", replica) == "to-web-2"
+    assert compose_docker.proxy_in_front(by_container, "web-2", replica) == "to-web-2"
 
 
 def test_a_reference_carries_an_own_topology_and_omits_the_default() -> None:
