@@ -1,3 +1,5 @@
+"""``python -m harness``: the ``harness`` command."""
+
 from harness.cli import main
 
 raise SystemExit(main())

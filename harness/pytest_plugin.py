@@ -379,7 +379,7 @@ def harness_run(
     tmp_path: Path,
 ) -> HarnessRun:
     """``harness_run(**fields) -> RunResult``: run a scenario written inline, through the same
-    engine as ``harness run``. Fields: ``phases`` and ``locustfile`` (relative to the project
+    pipeline as ``harness run``. Fields: ``phases`` and ``locustfile`` (relative to the project
     root) at least; ``faults``, ``slos``, ``guards``, ``user_classes``, ``workers``, ``env``,
     ``name`` (default: the test's name), ``description``, ``allow_targets``."""
     runner = _runner(request, harness_settings, harness_stack, tmp_path)

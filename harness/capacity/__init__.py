@@ -17,15 +17,27 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.capacity.analysis import SearchResult, StepResult, knee_of, summarise
-from harness.capacity.runner import CapacityRequest, plan_rates, search, settings, staircase
+from harness.capacity.report import show, write_report
+from harness.capacity.runner import (
+    STEP_STOP_EXTENSION,
+    CapacityRequest,
+    extensions_for,
+    plan_rates,
+    search,
+    settings,
+    staircase,
+)
 from harness.errors import BadInputError
+from harness.run.preflight import check_scenario
 from harness.scenario import load_scenario
 
 __all__ = [
+    "STEP_STOP_EXTENSION",
     "CapacityOutcome",
     "CapacityRequest",
     "SearchResult",
     "StepResult",
+    "extensions_for",
     "knee_of",
     "plan_rates",
     "run_capacity",
@@ -53,9 +65,6 @@ def run_capacity(
 ) -> CapacityOutcome:
     """Run the searches and write the capacity report. ``tell`` gets the progress lines,
     ``console`` the table of steps and the results at the end (stdout by default)."""
-    from harness.capacity.report import show, write_report
-    from harness.engine import check_scenario
-
     scenario = load_scenario(request.scenario, allow_targets=request.allow_targets)
     if scenario.load.model != "open":
         raise BadInputError(

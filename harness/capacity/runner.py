@@ -1,16 +1,17 @@
 """``harness capacity``: step the offered load up until an SLO breaks, once healthy and once with
 faults held, and say where each search broke.
 
-Each search is one ``harness run`` (:func:`harness.engine.run`) of a *staircase* made from the
-scenario: a ``settle`` phase at ``start`` (the held faults take effect: a killed backend leaves
-the load balancer), then open-model phases ``step-01``, ``step-02``, ... at ``start``,
+Each search is one run of the pipeline (:func:`harness.run.pipeline.run`) of a *staircase* made
+from the scenario: a ``settle`` phase at ``start`` (the held faults take effect: a killed backend
+leaves the load balancer), then open-model phases ``step-01``, ``step-02``, ... at ``start``,
 ``start + step``, ... up to ``max``, each ``hold`` long, with the held faults (``capacity.always``
 and, in the degraded search, ``capacity.faults``) injected at 0 s and kept to the end. Every SLO
 of the scenario that speaks of the whole run is judged over each step's phase
 (``EXPR during phase step-NN``); SLOs with a window of their own, or about a fault's recovery,
 mean nothing per step and are listed as skipped. The master judges each step as it ends and
-stops the run at the first that broke (:mod:`harness.capacity.stepstop`); the run directory is an
-ordinary one (its report shows the staircase over time).
+stops the run at the first that broke (:mod:`harness.capacity.stepstop`, a run extension); the
+run directory is an ordinary one (its report shows the staircase over time). The staircase is
+also written to the capacity directory as a scenario file, for the record.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 from rich.console import Console
@@ -30,15 +31,36 @@ from harness.capacity.steps import SETTLE_PHASE, measure_steps, step_slos
 from harness.durations import format_duration
 from harness.errors import BadInputError, InfrastructureError
 from harness.exit_codes import ExitCode
-from harness.scenario import Capacity, Scenario, load_scenario
+from harness.run.pipeline import run
+from harness.run.request import RunRequest
+from harness.scenario import Capacity, Scenario, parse_scenario
 from harness.stack.state import DEFAULT_STATE_DIR
 
-__all__ = ["SETTLE_S", "CapacityRequest", "plan_rates", "search", "staircase"]
+__all__ = [
+    "SETTLE_S",
+    "STEP_STOP_EXTENSION",
+    "CapacityRequest",
+    "extensions_for",
+    "plan_rates",
+    "search",
+    "staircase",
+]
 
 MAX_STEPS = 60
 # Long enough for the load balancer's health checks to take a killed backend out of the pool
 # (and for the first connections to be made) before the first step is measured.
 SETTLE_S = 3.0
+# The run extension that stops a staircase at its first broken step (imported by the Locust
+# master only: it imports gevent).
+STEP_STOP_EXTENSION: Final = "harness.capacity.stepstop"
+
+
+def extensions_for(scenario: Scenario) -> tuple[str, ...]:
+    """The run extensions a scenario needs from capacity: the early stop, when its ``capacity``
+    section says ``stop_at_break`` (a staircase)."""
+    if scenario.capacity is not None and scenario.capacity.stop_at_break:
+        return (STEP_STOP_EXTENSION,)
+    return ()
 
 
 @dataclass(frozen=True)
@@ -165,25 +187,27 @@ def search(
     tell: Callable[[str], None],
 ) -> SearchResult:
     """Run one staircase and measure it step by step."""
-    from harness.engine import RunRequest, run
-
     rates = plan_rates(capacity)
     label = "with " + ", ".join(faults) + " held" if faults else "healthy"
     path = out_dir / (f"staircase-{'-'.join(faults)}.yaml" if faults else "staircase.yaml")
     stair_data = staircase(scenario, rates, capacity.hold, faults, always=capacity.always)
-    path.write_text(yaml.safe_dump(stair_data, sort_keys=False), encoding="utf-8")
+    text = yaml.safe_dump(stair_data, sort_keys=False)
+    path.write_text(text, encoding="utf-8")
     tell(
         f"capacity search ({label}): up to {len(rates)} steps of "
         f"{format_duration(capacity.hold)}, {rates[0]:g}/s to {rates[-1]:g}/s, stopping at the "
         "first that breaks"
     )
+    # Validated as `harness run` would read the file (messages name it), without reading it back.
+    stair = parse_scenario(text, path, allow_targets=request.allow_targets)
     quiet = Console(file=io.StringIO(), width=160)
     outcome = run(
+        stair,
         RunRequest(
-            scenario=path,
             reports=out_dir,
             state_dir=request.state_dir,
-            allow_targets=request.allow_targets,
+            extensions=extensions_for(stair),
+            source=str(path),
         ),
         say=tell,
         console=quiet,
@@ -195,7 +219,6 @@ def search(
         )
     if outcome.exit_code == ExitCode.INTERRUPTED:
         raise KeyboardInterrupt
-    stair = load_scenario(path, allow_targets=request.allow_targets)
     judged, skipped = step_slos(scenario)
     steps = measure_steps(outcome.run_dir, stair, judged)
     notes = (

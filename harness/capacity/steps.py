@@ -13,6 +13,7 @@ from harness.record import RunDir
 from harness.scenario import Scenario
 from harness.verdict.evaluate import Evaluator
 from harness.verdict.language import parse_slo
+from harness.verdict.model import FaultMetric
 from harness.verdict.rundata import RunData
 
 __all__ = ["SETTLE_PHASE", "is_step", "judge_step", "measure_step", "measure_steps", "step_slos"]
@@ -28,8 +29,6 @@ def is_step(phase: str) -> bool:
 
 def step_slos(scenario: Scenario) -> tuple[list[tuple[str, str]], list[str]]:
     """``(name, expression)`` of the SLOs judged per step, and the names of those skipped."""
-    from harness.verdict.model import FaultMetric
-
     judged, skipped = [], []
     for slo in scenario.slos:
         parsed = parse_slo(slo.expr, name=slo.name)

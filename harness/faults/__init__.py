@@ -5,10 +5,14 @@ revert, a durable journal, and the rollback that reads it after a crash.
 
     base         the Fault protocol: name, kind, target, describe, inject, revert (idempotent),
                  to_record; self_healing faults have nothing to revert once injected
+    model        FaultModel: what every fault entry of a scenario has (name, action, target, at,
+                 for); each family module below adds its own model next to its injector
     process      kill / pause / restart an instance        (KillInstance, PauseInstance, ...)
     toxic        a Toxiproxy toxic on a proxy, a proxy down (AddToxics, DisableProxy)
     database     db-throttle: latency and/or bandwidth toxics on the app-db link
     maintenance  the shop's maintenance mode, through its admin API
+    registry     FAULT_FAMILIES: action -> (model, builder, record reader); a new family is
+                 one module here plus one line there
     factory      build_fault (scenario model + stack), fault_from_record (journal record)
     journal      the fsync'd JSON-lines journal: journaled before inject, reverted after revert
     timeline     FaultTimeline: tick() injects and reverts on time, revert_all() on every way out

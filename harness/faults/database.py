@@ -9,11 +9,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal, Self
 
-from harness.faults.toxic import AddToxics, ToxicSpec, toxic_name
+from pydantic import PlainValidator, model_validator
 
-__all__ = ["ThrottleDatabase", "throttle_toxics"]
+from harness.faults.base import Fault
+from harness.faults.model import FaultModel, TargetKind
+from harness.faults.toxic import AddToxics, ToxicSpec, proxy_of, toxic_name, toxiproxy_of
+from harness.fields import FieldModel, Name, WholeNumber, invalid, whole_number
+from harness.stack import Stack, StackInfo
+
+__all__ = [
+    "DbThrottleFault",
+    "DbThrottleParams",
+    "ThrottleDatabase",
+    "build_db_throttle_fault",
+    "throttle_toxics",
+]
 
 
 def throttle_toxics(
@@ -59,3 +71,43 @@ class ThrottleDatabase(AddToxics):
             elif spec.stream == "upstream":  # both streams carry the same rate: say it once
                 parts.append(f"{values['rate']} KB/s each way")
         return f"slow database link {self.proxy}: {', '.join(parts)}"
+
+
+# --- the scenario's side: the model of a db-throttle entry, and the fault it builds -----------
+
+
+class DbThrottleParams(FieldModel):
+    """A slow database link: ``latency`` (ms, optionally ± ``jitter``) and/or ``rate`` (KB/s)."""
+
+    latency: WholeNumber | None = None
+    jitter: WholeNumber | None = None
+    rate: Annotated[int, PlainValidator(whole_number(1))] | None = None
+
+    @model_validator(mode="after")
+    def _says_how_slow(self) -> Self:
+        if self.latency is None and self.rate is None:
+            raise invalid("db-throttle needs latency (ms) and/or rate (KB/s)")
+        if self.jitter is not None and self.latency is None:
+            raise invalid("jitter needs a latency to vary", "jitter")
+        return self
+
+
+class DbThrottleFault(FaultModel):
+    """``db-throttle``: slow the link between the shop and its database."""
+
+    target_kind: ClassVar[TargetKind | None] = "proxy"
+
+    action: Literal["db-throttle"]
+    target: Name = "app-db"
+    params: DbThrottleParams
+
+
+def build_db_throttle_fault(spec: DbThrottleFault, stack: Stack, info: StackInfo) -> Fault:
+    """The db-throttle preset ``spec`` describes, on the database proxy of ``stack``."""
+    throttle = spec.params
+    toxics = throttle_toxics(
+        spec.name, latency=throttle.latency, jitter=throttle.jitter, rate=throttle.rate
+    )
+    return ThrottleDatabase(
+        spec.name, proxy_of(spec, info), toxics, toxiproxy_of(spec, info), stack
+    )

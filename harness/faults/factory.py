@@ -1,19 +1,16 @@
 """Faults from the two places they come from: a scenario's fault models bound to a running stack
 (:func:`build_fault`), and a journal record written by another process (:func:`fault_from_record`).
+Both look the action up in the registry (:mod:`harness.faults.registry`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
-from harness import scenario
 from harness.errors import BadInputError
 from harness.faults.base import RECORD_VERSION, Fault
-from harness.faults.database import ThrottleDatabase, throttle_toxics
-from harness.faults.maintenance import MaintenanceMode, admin_url
-from harness.faults.process import KillInstance, PauseInstance, RestartInstance
-from harness.faults.toxic import AddToxics, DisableProxy, ToxicSpec, toxic_name
+from harness.faults.model import FaultModel
+from harness.faults.registry import FAULT_FAMILIES
 from harness.stack import Stack, StackInfo
 
 __all__ = ["Scheduled", "build_fault", "fault_from_record", "faults_of_scenario"]
@@ -22,70 +19,21 @@ __all__ = ["Scheduled", "build_fault", "fault_from_record", "faults_of_scenario"
 # None: reverted only when the run ends.
 Scheduled = tuple[Fault, float, float | None]
 
-_INSTANCE_FAULTS: dict[str, type[KillInstance | PauseInstance | RestartInstance]] = {
-    "kill": KillInstance,
-    "pause": PauseInstance,
-    "restart": RestartInstance,
-}
 
-_FROM_RECORD: dict[str, Callable[[Mapping[str, Any], Stack | None], Fault]] = {
-    "kill": KillInstance.from_record,
-    "pause": PauseInstance.from_record,
-    "restart": RestartInstance.from_record,
-    "toxic": AddToxics.from_record,
-    "db-throttle": ThrottleDatabase.from_record,
-    "down": DisableProxy.from_record,
-    "maintenance": MaintenanceMode.from_record,
-}
-
-
-def build_fault(spec: scenario.Fault, stack: Stack, info: StackInfo) -> Fault:
+def build_fault(spec: FaultModel, stack: Stack, info: StackInfo) -> Fault:
     """The fault a scenario entry describes, bound to ``stack`` (whose ``info`` is given).
     ``BadInputError`` when it names an instance or proxy the stack does not have."""
-    if isinstance(spec, scenario.InstanceFault):
-        instance = info.instance(spec.target)
-        return _INSTANCE_FAULTS[spec.action](
-            name=spec.name,
-            target=spec.target,
-            stack=stack,
-            healthz_url=instance.endpoint.url(instance.health_path),
-        )
-    if isinstance(spec, scenario.ToxicFault):
-        params = spec.params
-        toxic = ToxicSpec(
-            name=toxic_name(spec.name),
-            type=params.type,
-            stream=params.stream,
-            toxicity=params.toxicity,
-            attributes=tuple(params.attributes.items()),
-        )
-        return AddToxics(spec.name, _proxy(spec, info), (toxic,), _toxiproxy(spec, info), stack)
-    if isinstance(spec, scenario.DbThrottleFault):
-        throttle = spec.params
-        toxics = throttle_toxics(
-            spec.name, latency=throttle.latency, jitter=throttle.jitter, rate=throttle.rate
-        )
-        return ThrottleDatabase(
-            spec.name, _proxy(spec, info), toxics, _toxiproxy(spec, info), stack
-        )
-    if isinstance(spec, scenario.ProxyDownFault):
-        return DisableProxy(spec.name, _proxy(spec, info), _toxiproxy(spec, info), stack)
-    if isinstance(spec, scenario.MaintenanceFault):
-        if not info.admin_token or not info.instances:
-            raise BadInputError(
-                f'fault "{spec.name}": maintenance needs the shop\'s admin API, and this stack '
-                "has no admin token or no instances"
-            )
-        urls = tuple(admin_url(i.endpoint.url()) for i in info.instances)
-        return MaintenanceMode(spec.name, urls, info.admin_token, stack)
-    raise BadInputError(f'fault "{spec.name}": no injector for action {spec.action!r}')
+    family = FAULT_FAMILIES.get(spec.action)
+    if family is None or not isinstance(spec, family.model):
+        raise BadInputError(f'fault "{spec.name}": no injector for action {spec.action!r}')
+    return family.build(spec, stack, info)
 
 
 def faults_of_scenario(
-    faults: tuple[scenario.Fault, ...], total: float, stack: Stack, info: StackInfo
+    faults: tuple[FaultModel, ...], total: float, stack: Stack, info: StackInfo
 ) -> list[Scheduled]:
-    """A scenario's faults bound to the stack, each with its window (``Fault.window``) on a run
-    of ``total`` seconds: what :class:`~harness.faults.timeline.FaultTimeline` takes."""
+    """A scenario's faults bound to the stack, each with its window (``FaultModel.window``) on a
+    run of ``total`` seconds: what :class:`~harness.faults.timeline.FaultTimeline` takes."""
     scheduled: list[Scheduled] = []
     for spec in faults:
         start, end = spec.window(total)
@@ -108,18 +56,7 @@ def fault_from_record(record: object, *, stack: Stack | None = None) -> Fault:
             f"{RECORD_VERSION}"
         )
     kind = record.get("kind")
-    build = _FROM_RECORD.get(kind) if isinstance(kind, str) else None
-    if build is None:
+    family = FAULT_FAMILIES.get(kind) if isinstance(kind, str) else None
+    if family is None:
         raise BadInputError(f"fault record {name!r}: unknown kind {kind!r}")
-    return build(record, stack)
-
-
-def _proxy(spec: scenario.Fault, info: StackInfo) -> str:
-    assert spec.target is not None  # the models of the Toxiproxy actions require one
-    return info.proxy(spec.target).name
-
-
-def _toxiproxy(spec: scenario.Fault, info: StackInfo) -> str:
-    if not info.toxiproxy_url:
-        raise BadInputError(f'fault "{spec.name}": {spec.action} needs a Toxiproxy API URL')
-    return info.toxiproxy_url
+    return family.from_record(record, stack)

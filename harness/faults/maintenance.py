@@ -11,15 +11,19 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, Self
+from typing import Any, ClassVar, Final, Literal, Self
 
-from harness.errors import InfrastructureError
-from harness.faults.base import RECORD_VERSION, record_str, record_strs
+from pydantic import model_validator
+
+from harness.errors import BadInputError, InfrastructureError
+from harness.faults.base import RECORD_VERSION, Fault, record_str, record_strs
 from harness.faults.http import post_json
+from harness.faults.model import FaultModel
 from harness.faults.stackref import stack_from_ref, stack_is_gone, stack_ref
-from harness.stack import Stack
+from harness.fields import invalid
+from harness.stack import Stack, StackInfo
 
-__all__ = ["MaintenanceMode", "admin_url"]
+__all__ = ["MaintenanceFault", "MaintenanceMode", "admin_url", "build_maintenance_fault"]
 
 # Per instance: a paused one accepts the connection and then says nothing.
 ADMIN_TIMEOUT_S: Final = 2.0
@@ -105,3 +109,33 @@ class MaintenanceMode:
         raise InfrastructureError(
             f"maintenance {state}: no instance took the switch: {'; '.join(answers)}"
         )
+
+
+# --- the scenario's side: the model of a maintenance entry, and the fault it builds -----------
+
+
+class MaintenanceFault(FaultModel):
+    """``maintenance``: switch the shop's maintenance mode on, and off again when reverted."""
+
+    needs_managed_stack: ClassVar[bool] = True
+
+    action: Literal["maintenance"]
+    target: None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_target(cls, data: object) -> object:
+        if isinstance(data, Mapping) and data.get("target") is not None:
+            raise invalid("maintenance takes no target: it applies to the whole shop", "target")
+        return data
+
+
+def build_maintenance_fault(spec: MaintenanceFault, stack: Stack, info: StackInfo) -> Fault:
+    """Maintenance mode on ``stack``, switched through every instance's admin API."""
+    if not info.admin_token or not info.instances:
+        raise BadInputError(
+            f'fault "{spec.name}": maintenance needs the shop\'s admin API, and this stack '
+            "has no admin token or no instances"
+        )
+    urls = tuple(admin_url(i.endpoint.url()) for i in info.instances)
+    return MaintenanceMode(spec.name, urls, info.admin_token, stack)

@@ -11,15 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, Self
+from typing import Any, ClassVar, Final, Literal, Self
 
 from harness.errors import StackError
-from harness.faults.base import RECORD_VERSION, record_str
+from harness.faults.base import RECORD_VERSION, Fault, record_str
 from harness.faults.http import wait_for_status
+from harness.faults.model import FaultModel, TargetKind
 from harness.faults.stackref import instance_state, stack_from_ref, stack_ref
-from harness.stack import ProcessState, Stack
+from harness.fields import Name
+from harness.stack import ProcessState, Stack, StackInfo
 
-__all__ = ["KillInstance", "PauseInstance", "RestartInstance"]
+__all__ = [
+    "InstanceFault",
+    "KillInstance",
+    "PauseInstance",
+    "RestartInstance",
+    "build_instance_fault",
+]
 
 # How long a restarted instance may take to answer /healthz (a cold Python start, under load).
 HEALTHY_TIMEOUT_S: Final = 30.0
@@ -128,3 +136,36 @@ class RestartInstance(_InstanceFault):
 
     def revert(self) -> None:
         self._start_again_if_dead()
+
+
+# --- the scenario's side: the model of a fault entry, and the fault it builds on a stack -------
+
+
+class InstanceFault(FaultModel):
+    """``kill`` (SIGKILL; the stack may restart it), ``pause`` (SIGSTOP/SIGCONT) or ``restart``
+    one shop instance, ``app-<n>``."""
+
+    target_kind: ClassVar[TargetKind | None] = "instance"
+    needs_managed_stack: ClassVar[bool] = True
+
+    action: Literal["kill", "pause", "restart"]
+    target: Name
+
+
+_INJECTORS: dict[str, type[KillInstance | PauseInstance | RestartInstance]] = {
+    "kill": KillInstance,
+    "pause": PauseInstance,
+    "restart": RestartInstance,
+}
+
+
+def build_instance_fault(spec: InstanceFault, stack: Stack, info: StackInfo) -> Fault:
+    """The instance fault ``spec`` describes, on ``stack`` (``BadInputError`` for an instance
+    ``info`` does not list)."""
+    instance = info.instance(spec.target)
+    return _INJECTORS[spec.action](
+        name=spec.name,
+        target=spec.target,
+        stack=stack,
+        healthz_url=instance.endpoint.url(instance.health_path),
+    )

@@ -12,15 +12,38 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, Self
+from typing import Annotated, Any, ClassVar, Final, Literal, NamedTuple, Self, get_args
+
+from pydantic import (
+    PlainValidator,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from harness.errors import BadInputError, ProxyConflict, ProxyNotFound, ToxiproxyError
-from harness.faults.base import RECORD_VERSION, record_str
+from harness.faults.base import RECORD_VERSION, Fault, record_str
+from harness.faults.model import FaultModel, TargetKind
 from harness.faults.stackref import stack_from_ref, stack_ref, toxiproxy_is_gone
+from harness.fields import FieldModel, Name, WholeNumber, invalid, number, one_of
 from harness.proxy.client import ToxiproxyClient
-from harness.stack import Stack
+from harness.stack import Stack, StackInfo
 
-__all__ = ["AddToxics", "DisableProxy", "ToxicSpec", "toxic_name"]
+__all__ = [
+    "TOXIC_ATTRIBUTES",
+    "TOXIC_TYPES",
+    "AddToxics",
+    "DisableProxy",
+    "ProxyDownFault",
+    "ToxicFault",
+    "ToxicParams",
+    "ToxicSpec",
+    "build_proxy_down_fault",
+    "build_toxic_fault",
+    "proxy_of",
+    "toxic_name",
+    "toxiproxy_of",
+]
 
 # Short: a revert loop must not hang on a Toxiproxy that stopped answering.
 TOXIPROXY_TIMEOUT_S: Final = 5.0
@@ -225,3 +248,151 @@ def _remove(client: ToxiproxyClient, proxy: str, name: str) -> None:
     # Not found: the toxic, or its whole proxy, is gone already.
     with contextlib.suppress(ProxyNotFound):
         client.remove_toxic(proxy, name)
+
+
+# --- the scenario's side: the models of toxic and down entries, and the faults they build -----
+
+ToxicType = Literal[
+    "latency", "bandwidth", "timeout", "reset_peer", "slow_close", "limit_data", "slicer"
+]
+Stream = Literal["upstream", "downstream"]
+
+TOXIC_TYPES: tuple[ToxicType, ...] = get_args(ToxicType)
+
+
+class _ToxicAttribute(NamedTuple):
+    unit: str
+    required: bool
+    minimum: int
+
+
+# Toxiproxy treats a missing attribute as 0. Where 0 makes the toxic pointless (or the embedded
+# server refuses it), the attribute is required, so a forgotten value is an error, not a no-op.
+TOXIC_ATTRIBUTES: dict[ToxicType, dict[str, _ToxicAttribute]] = {
+    "latency": {
+        "latency": _ToxicAttribute("ms", True, 0),
+        "jitter": _ToxicAttribute("ms", False, 0),
+    },
+    "bandwidth": {"rate": _ToxicAttribute("KB/s", True, 1)},
+    "timeout": {"timeout": _ToxicAttribute("ms, 0 = never closed", False, 0)},
+    "reset_peer": {"timeout": _ToxicAttribute("ms", False, 0)},
+    "slow_close": {"delay": _ToxicAttribute("ms", True, 0)},
+    "limit_data": {"bytes": _ToxicAttribute("bytes", True, 0)},
+    "slicer": {
+        "average_size": _ToxicAttribute("bytes", True, 1),
+        "size_variation": _ToxicAttribute("bytes", False, 0),
+        "delay": _ToxicAttribute("µs", False, 0),
+    },
+}
+_ALL_TOXIC_ATTRIBUTES = tuple(dict.fromkeys(a for own in TOXIC_ATTRIBUTES.values() for a in own))
+
+
+class ToxicParams(FieldModel):
+    """A Toxiproxy toxic. The attributes sit flat beside ``type`` as in the scenario file; only
+    the type's own may be given (:data:`TOXIC_ATTRIBUTES`). :attr:`attributes` is the API body."""
+
+    type: Annotated[ToxicType, PlainValidator(one_of(TOXIC_TYPES))]
+    stream: Annotated[Stream, PlainValidator(one_of(get_args(Stream)))] = "downstream"
+    toxicity: Annotated[float, PlainValidator(number(0, 1))] = 1.0
+    latency: WholeNumber | None = None
+    jitter: WholeNumber | None = None
+    rate: WholeNumber | None = None
+    timeout: WholeNumber | None = None
+    delay: WholeNumber | None = None
+    bytes: WholeNumber | None = None
+    average_size: WholeNumber | None = None
+    size_variation: WholeNumber | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_of_the_type(cls, data: object) -> object:
+        # Spell out Toxiproxy's 0 for the type's optional attributes, so the model (and the run
+        # directory's copy) says exactly what the toxic will do.
+        kind = data.get("type") if isinstance(data, Mapping) else None
+        if isinstance(data, Mapping) and isinstance(kind, str) and kind in TOXIC_ATTRIBUTES:
+            own = TOXIC_ATTRIBUTES[kind]
+            return {name: 0 for name, spec in own.items() if not spec.required} | dict(data)
+        return data
+
+    @model_validator(mode="after")
+    def _attributes_fit_type(self) -> Self:
+        own = TOXIC_ATTRIBUTES[self.type]
+        for name in _ALL_TOXIC_ATTRIBUTES:
+            value = getattr(self, name)
+            if value is not None and name not in own:
+                raise invalid(f"a {self.type} toxic takes {_attribute_list(own)}, not {name}", name)
+        for name, spec in own.items():
+            value = getattr(self, name)
+            if value is None and spec.required:
+                raise invalid(f"required for a {self.type} toxic ({spec.unit})", name)
+            if value is not None and value < spec.minimum:
+                raise invalid(
+                    f"expected a whole number >= {spec.minimum} ({spec.unit}), got {value}", name
+                )
+        return self
+
+    @property
+    def attributes(self) -> dict[str, int]:
+        """The type's attributes, as the Toxiproxy API takes them."""
+        return {name: getattr(self, name) for name in TOXIC_ATTRIBUTES[self.type]}
+
+    @model_serializer(mode="wrap")
+    def _only_own_attributes(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        kept = {"type": data["type"], "stream": data["stream"], "toxicity": data["toxicity"]}
+        return kept | self.attributes
+
+
+def _attribute_list(own: Mapping[str, _ToxicAttribute]) -> str:
+    return ", ".join(f"{name} ({spec.unit})" for name, spec in own.items())
+
+
+class ProxyDownFault(FaultModel):
+    """``down``: disable a Toxiproxy proxy, so the link refuses connections."""
+
+    target_kind: ClassVar[TargetKind | None] = "proxy"
+
+    action: Literal["down"]
+    target: Name
+
+
+class ToxicFault(FaultModel):
+    """``toxic``: add one toxic to a Toxiproxy proxy."""
+
+    target_kind: ClassVar[TargetKind | None] = "proxy"
+
+    action: Literal["toxic"]
+    target: Name
+    params: ToxicParams
+
+
+def build_toxic_fault(spec: ToxicFault, stack: Stack, info: StackInfo) -> Fault:
+    """The toxic ``spec`` describes, on the proxy of ``stack`` it names."""
+    params = spec.params
+    toxic = ToxicSpec(
+        name=toxic_name(spec.name),
+        type=params.type,
+        stream=params.stream,
+        toxicity=params.toxicity,
+        attributes=tuple(params.attributes.items()),
+    )
+    return AddToxics(spec.name, proxy_of(spec, info), (toxic,), toxiproxy_of(spec, info), stack)
+
+
+def build_proxy_down_fault(spec: ProxyDownFault, stack: Stack, info: StackInfo) -> Fault:
+    """The ``down`` fault ``spec`` describes, on the proxy of ``stack`` it names."""
+    return DisableProxy(spec.name, proxy_of(spec, info), toxiproxy_of(spec, info), stack)
+
+
+def proxy_of(spec: FaultModel, info: StackInfo) -> str:
+    """The name of the proxy a Toxiproxy fault's target is (``BadInputError`` for a proxy the
+    stack does not have)."""
+    assert spec.target is not None  # the models of the Toxiproxy actions require one
+    return info.proxy(spec.target).name
+
+
+def toxiproxy_of(spec: FaultModel, info: StackInfo) -> str:
+    """The Toxiproxy API URL a Toxiproxy fault goes through (``BadInputError`` without one)."""
+    if not info.toxiproxy_url:
+        raise BadInputError(f'fault "{spec.name}": {spec.action} needs a Toxiproxy API URL')
+    return info.toxiproxy_url

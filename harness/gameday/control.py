@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from harness.errors import BadInputError, HarnessError, InfrastructureError
+from harness.safety import run_policy
 
 __all__ = [
     "CONTROL_FILE",
@@ -134,8 +135,6 @@ class GamedayClient:
 
     @classmethod
     def find(cls, state_dir: Path) -> GamedayClient:
-        from harness.safety import run_policy
-
         control = ControlFile.read(state_dir)
         # The file says where to send the token and the fault commands: a file pointing
         # anywhere but loopback (or a host allowed by $HARNESS_ALLOW_TARGETS) is not followed.

@@ -1,7 +1,9 @@
 """The game day inside the Locust master: Locust's web UI with the chaos tab, the live board fed
 from the shipments, and ``gameday.json`` for the second terminal; all undone on the way out.
 
-Imported only by :mod:`harness.load.master` (it imports Locust's web UI, so gevent).
+A run extension (:mod:`harness.run.hooks`): the master imports it by name when the run is a game
+day (:mod:`harness.gameday.runner`), and :func:`attach` opens the web UI on ``master_ready``.
+Imported only inside the master (it imports Locust's web UI, so gevent).
 """
 
 from __future__ import annotations
@@ -20,21 +22,55 @@ from flask import Response, jsonify, request
 from locust.env import Environment
 
 from harness.errors import InfrastructureError
+from harness.faults import FaultTimeline, build_fault
 from harness.gameday.control import ControlFile, new_token
-from harness.gameday.desk import CatalogueEntry, ChaosDesk, DeskTimeline
+from harness.gameday.desk import CatalogueEntry, ChaosDesk, DeskTimeline, EmptyTimeline
 from harness.gameday.live import LiveBoard
 from harness.gameday.web import install_chaos_ui
 from harness.load.plugin import MasterPlugin
 from harness.record.buckets import Bucket, BucketFormatError
+from harness.run.hooks import MasterHooks, MasterRun
 from harness.stack.base import Endpoint
 from harness.stack.readiness import tcp_open
 from harness.verdict import parse_checks
 
-__all__ = ["gameday_ui"]
+__all__ = ["attach", "catalogue_of", "gameday_ui", "open_gameday"]
 
 
 # How long Locust's web server may take to bind once started (a busy machine is slow to).
 WEB_UI_START_S = 15.0
+
+
+def attach(hooks: MasterHooks) -> None:
+    """The run extension's entry: a game day opens when the master is ready."""
+    hooks.master_ready.add_listener(open_gameday)
+
+
+def open_gameday(run: MasterRun) -> None:
+    """Locust's web UI with the chaos tab, until the run's cleanup closes (after its faults are
+    reverted: the tab shows them going). Nothing without a web UI address (a plain run)."""
+    args = run.args
+    if not args.web_host:
+        return
+    desk_timeline: DeskTimeline = EmptyTimeline()
+    entries: list[CatalogueEntry] = []
+    if isinstance(run.timeline, FaultTimeline):
+        builders, entries = catalogue_of(run.scenario, run.stack, run.info)
+        run.timeline.set_catalogue(builders)
+        desk_timeline = run.timeline
+    run.cleanup.enter_context(
+        gameday_ui(
+            run.environment,
+            run.master,
+            scenario=run.scenario,
+            timeline=desk_timeline,
+            catalogue=entries,
+            web_host=args.web_host,
+            web_port=args.web_port,
+            state_dir=args.state_dir,
+            run_dir=run.run_dir.root,
+        )
+    )
 
 
 @contextlib.contextmanager
@@ -128,8 +164,6 @@ def catalogue_of(
 ) -> tuple[dict[str, Any], list[CatalogueEntry]]:
     """Every fault of the scenario, scheduled or not, as what builds a fresh one (the timeline's
     catalogue) and as the entries the chaos tab lists."""
-    from harness.faults import build_fault
-
     builders: dict[str, Any] = {}
     entries = []
     for spec in scenario.faults:

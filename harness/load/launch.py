@@ -1,15 +1,16 @@
-"""How the CLI starts the Locust processes, and what they leave for it in the run directory.
+"""How a run starts its Locust processes, and what they leave for it in the run directory.
 
-Pure Python, imported on both sides: by :mod:`harness.engine` (the CLI process, no gevent) to
-build the command lines, and by :mod:`harness.load.master` / :mod:`harness.load.worker` (inside
-Locust) to parse them. One definition of each flag keeps the two sides in step.
+Pure Python, imported on both sides: by the run pipeline (:mod:`harness.run.pipeline`, the
+CLI's process, no gevent) to build the command lines, and by the master
+(:mod:`harness.run.master`) and the workers (:mod:`harness.load.worker`), inside Locust, to
+parse them. One definition of each flag keeps the two sides in step.
 
 Files in the run directory besides the store::
 
-    scenario.json   the resolved scenario (Scenario.to_dict()), written by the CLI before the
+    scenario.json   the resolved scenario (Scenario.to_dict()), written by the pipeline before the
                     master starts; the master reads it and copies it into the store's meta
     master.json     {"pid", "host", "port"}: written by the master once it listens for workers
-                    (port null for a single-process run), so the CLI can point workers at it
+                    (port null for a single-process run), so the pipeline can point workers at it
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from typing import Any, Final
 __all__ = [
     "DEFAULT_MASTER_PORT",
     "MASTER_FILE",
+    "MASTER_MODULE",
     "SCENARIO_FILE",
+    "WORKER_MODULE",
     "MasterArgs",
     "WorkerArgs",
     "read_master_file",
@@ -36,11 +39,15 @@ __all__ = [
 SCENARIO_FILE: Final = "scenario.json"
 MASTER_FILE: Final = "master.json"
 DEFAULT_MASTER_PORT: Final = 5557  # Locust's own default, for workers on other machines
+# The master's process: the run layer's, which wires the scenario, the stack, the faults and the
+# guards into this layer's Locust glue (harness.load.master).
+MASTER_MODULE: Final = "harness.run.master"
+WORKER_MODULE: Final = "harness.load.worker"
 
 
 @dataclass(frozen=True)
 class MasterArgs:
-    """The master's command line: ``python -m harness.load.master ...``."""
+    """The master's command line: ``python -m harness.run.master ...``."""
 
     run_dir: Path
     host: str
@@ -57,12 +64,14 @@ class MasterArgs:
     # for `harness run`, which has no web UI.
     web_host: str = ""
     web_port: int = 8089
+    # Modules the master imports to attach to the run's hooks (harness.run.hooks), in order.
+    extensions: tuple[str, ...] = ()
 
     def argv(self) -> list[str]:
         out = [
             sys.executable,
             "-m",
-            "harness.load.master",
+            MASTER_MODULE,
             "--run-dir",
             str(self.run_dir),
             "--host",
@@ -86,12 +95,14 @@ class MasterArgs:
             out += ["--stack-ref", self.stack_ref]
         if self.web_host:
             out += ["--web-host", self.web_host, "--web-port", str(self.web_port)]
+        for extension in self.extensions:
+            out += ["--extension", extension]
         return out
 
     @classmethod
     def parse(cls, argv: Sequence[str] | None = None) -> MasterArgs:
         parser = argparse.ArgumentParser(
-            prog="python -m harness.load.master",
+            prog=f"python -m {MASTER_MODULE}",
             description="The Locust master of one harness run (started by `harness run`).",
         )
         parser.add_argument("--run-dir", type=Path, required=True)
@@ -106,6 +117,12 @@ class MasterArgs:
         parser.add_argument("--worker-timeout", type=float, default=60.0)
         parser.add_argument("--web-host", default="", help="a game day's web UI; empty: none")
         parser.add_argument("--web-port", type=int, default=8089)
+        parser.add_argument(
+            "--extension",
+            action="append",
+            default=[],
+            help="a module to attach to the run's hooks (repeatable)",
+        )
         ns = parser.parse_args(argv)
         return cls(
             run_dir=ns.run_dir,
@@ -120,6 +137,7 @@ class MasterArgs:
             worker_timeout_s=ns.worker_timeout,
             web_host=ns.web_host,
             web_port=ns.web_port,
+            extensions=tuple(ns.extension),
         )
 
 
@@ -136,7 +154,7 @@ class WorkerArgs:
         out = [
             sys.executable,
             "-m",
-            "harness.load.worker",
+            WORKER_MODULE,
             "--master-host",
             self.master_host,
             "--master-port",
@@ -149,7 +167,7 @@ class WorkerArgs:
     @classmethod
     def parse(cls, argv: Sequence[str] | None = None) -> WorkerArgs:
         parser = argparse.ArgumentParser(
-            prog="python -m harness.load.worker",
+            prog=f"python -m {WORKER_MODULE}",
             description="A Locust worker with the harness recorder (see `harness worker`).",
         )
         parser.add_argument("--master-host", required=True)

@@ -1,5 +1,6 @@
-"""The harness inside Locust: the phase shape, the recorder on every worker, and the master's
-side (run store, phase events, fault timeline, progress line).
+"""The master's side of the harness inside Locust: run store, phase events, fault timeline, abort
+guards, progress line. The phase shape is :mod:`harness.load.shape`, the recorder on every worker
+:mod:`harness.load.worker_plugin`; both are exported here too.
 
 Imported only inside Locust processes (:mod:`harness.load.master`, :mod:`harness.load.worker`):
 importing it imports Locust, which monkey-patches the process with gevent.
@@ -16,9 +17,11 @@ Who does what::
                                               progress (1 s): one line on stderr
                                               test_stop, quitting, the end: timeline.revert_all()
 
-The pieces with logic (:mod:`~harness.load.plan`, :mod:`~harness.load.recording`,
-:mod:`~harness.load.collector`) are pure Python and unit-tested; this module only wires them to
-Locust's events, messages and greenlets.
+The fault timeline and the guard evaluator come in as protocols (:class:`~harness.load.timeline.
+Timeline`, :class:`~harness.load.guarding.LiveGuards`): the load layer never imports the faults
+or the verdict that implement them. The pieces with logic (:mod:`~harness.load.plan`,
+:mod:`~harness.load.recording`, :mod:`~harness.load.collector`) are pure Python and unit-tested;
+this module only wires them to Locust's events, messages and greenlets.
 """
 
 from __future__ import annotations
@@ -29,29 +32,24 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import gevent  # type: ignore[import-untyped]  # gevent ships no type information
 from gevent.event import Event  # type: ignore[import-untyped]
-from locust import LoadTestShape
 from locust.env import Environment
-from locust.runners import (
-    STATE_CLEANUP,
-    STATE_STOPPED,
-    STATE_STOPPING,
-    MasterRunner,
-    WorkerRunner,
-)
+from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner
 
 from harness.errors import HarnessError, InfrastructureError
 from harness.load.collector import Collector
-from harness.load.guarding import GuardWatch
+from harness.load.guarding import Breach, GuardWatch, LiveGuards, NoGuards
 from harness.load.plan import PhaseMark, PhaseMarks, PhasePlan
 from harness.load.progress import fault_names, progress_line
-from harness.load.recording import MESSAGE_TYPE, RequestRecorder, Shipment
+from harness.load.recording import MESSAGE_TYPE
+from harness.load.shape import PhaseShape
+from harness.load.timeline import NoFaults, Timeline
+from harness.load.worker_plugin import WorkerPlugin
 from harness.record import EventKind, RunStatus, RunWriter
 from harness.record.buckets import BUCKETS_PER_SECOND
-from harness.verdict.guards import GuardBreach, GuardEvaluator
 
 __all__ = [
     "MasterPlugin",
@@ -64,158 +62,12 @@ __all__ = [
 
 logger = logging.getLogger("harness.load")
 
-SHIP_INTERVAL_S = 1.0
 TIMELINE_TICK_S = 0.05
 PROGRESS_INTERVAL_S = 1.0
 GUARD_CHECK_S = 1.0  # a guard holds "for N s" in whole seconds: checking more often adds nothing
-# Locust's shape loop asks for a tick about once a second; a boundary closer than this is waited
-# for inside tick(), so a phase's users are asked for on time rather than up to a second late.
-_SHAPE_LOOKAHEAD_S = 1.0
 STOP_GRACE_S = 15.0  # for the workers to stop their users and send their final shipment
 FINAL_FLUSH_WAIT_S = 5.0
 TICKER_STOP_WAIT_S = 30.0  # a fault's inject() in progress when the run ends may take this long
-
-
-class Timeline(Protocol):
-    """The fault timeline as the master drives it (``harness.faults.FaultTimeline``)."""
-
-    def start(self, t0: float) -> None: ...
-
-    def tick(self) -> None: ...
-
-    def revert_all(self) -> Sequence[object]:
-        """Revert what may be in force; what could not be reverted (it stays journaled)."""
-        ...
-
-    def active(self) -> Sequence[object]: ...
-
-
-class NoFaults:
-    """The timeline of a scenario without faults."""
-
-    def start(self, t0: float) -> None:
-        pass
-
-    def tick(self) -> None:
-        pass
-
-    def revert_all(self) -> Sequence[object]:
-        return ()
-
-    def active(self) -> Sequence[object]:
-        return ()
-
-
-class PhaseShape(LoadTestShape):
-    """The scenario's phases as a Locust shape, on the run's clock (unix time from ``begin``)."""
-
-    def __init__(
-        self,
-        plan: PhasePlan,
-        *,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], object] = gevent.sleep,
-    ) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]  # Locust leaves it unannotated
-        self._plan = plan
-        self._clock = clock
-        self._sleep = sleep
-        self._t0: float | None = None
-        self.finished = False
-
-    def begin(self, t0: float) -> None:
-        self._t0 = t0
-
-    # Read by the open model's drivers (harness.load.open_model): the arrival schedule is the
-    # phases on this clock.
-    @property
-    def plan(self) -> PhasePlan:
-        return self._plan
-
-    @property
-    def t0(self) -> float | None:
-        return self._t0
-
-    def reset_time(self) -> None:
-        """Locust resets the shape's clock whenever a test starts; ours is the run's, set once."""
-
-    def get_run_time(self) -> float:
-        if self._t0 is None:
-            raise RuntimeError("PhaseShape.begin() was not called")
-        return self._clock() - self._t0
-
-    def tick(self) -> tuple[int, float] | None:
-        elapsed = self.get_run_time()
-        boundary = self._plan.next_boundary(elapsed)
-        if boundary is not None and boundary - elapsed < _SHAPE_LOOKAHEAD_S:
-            self._sleep(boundary - elapsed)
-            # Once more round the loop first: the phase clock, due at the same moment, writes
-            # its marks before this greenlet starts (or stops) users, which may take a while.
-            self._sleep(0)
-            elapsed = max(self.get_run_time(), boundary)
-        target = self._plan.target(elapsed)
-        if target is None:
-            self.finished = True
-        return target
-
-
-class WorkerPlugin:
-    """The recorder on a worker (or the local runner): every request recorded, shipped to the
-    master every second and once more, in full, when the worker's users have stopped."""
-
-    def __init__(
-        self, environment: Environment, *, recorder: RequestRecorder | None = None
-    ) -> None:
-        self.environment = environment
-        self.recorder = recorder if recorder is not None else RequestRecorder()
-        self._unsent: list[Shipment] = []
-        self._final_sent = False
-        self._greenlet: Any = None
-
-    def install(self) -> None:
-        events: Any = self.environment.events  # Locust's EventHook methods are unannotated
-        events.request.add_listener(self.recorder.on_request)
-        events.test_start.add_listener(self._on_test_start)
-        events.test_stop.add_listener(self._on_test_stop)
-        self._greenlet = gevent.spawn(self._ship_every_second)
-
-    def close(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True)
-            self._greenlet = None
-
-    def _on_test_start(self, environment: Environment, **_: object) -> None:
-        runner = environment.runner
-        if isinstance(runner, WorkerRunner):
-            # The master's index is unique among the workers it has; the logical ids of retried
-            # requests carry it, so they are unique across the run.
-            self.recorder.tag = f"w{runner.worker_index}"
-
-    def _on_test_stop(self, environment: Environment, **_: object) -> None:
-        # The users are stopped (test_stop fires after stop_users): nothing more is recorded.
-        self.ship(final=True)
-
-    def _ship_every_second(self) -> None:
-        while not (self._final_sent and not self._unsent):
-            gevent.sleep(SHIP_INTERVAL_S)
-            self.ship(final=False)
-
-    def ship(self, *, final: bool) -> None:
-        """Send what the recorder holds, and anything a failed send left behind. After the final
-        shipment only the leftovers are sent (the loop keeps trying them)."""
-        if not self._final_sent:
-            shipment = self.recorder.shipment(final=final)
-            if shipment is not None:
-                self._unsent.append(shipment)
-            self._final_sent = final
-        runner = self.environment.runner
-        while self._unsent and runner is not None:
-            try:
-                runner.send_message(MESSAGE_TYPE, self._unsent[0])
-            except Exception:  # Locust's RPC errors, or the local master's store refusing it
-                logger.exception("sending buckets to the master failed; will retry")
-                return
-            self._unsent.pop(0)
 
 
 @dataclass
@@ -240,7 +92,7 @@ class MasterPlugin:
         shape: PhaseShape,
         timeline: Timeline,
         expected_workers: int,
-        guards: GuardEvaluator | None = None,
+        guards: LiveGuards | None = None,
         worker_timeout_s: float = 60.0,
         progress: IO[str] | None = None,
         clock: Callable[[], float] = time.time,
@@ -251,7 +103,7 @@ class MasterPlugin:
         self.shape = shape
         self.timeline = timeline
         self.collector = Collector(writer)
-        self.guards = GuardWatch(guards or GuardEvaluator((), clock=clock), writer)
+        self.guards = GuardWatch(guards if guards is not None else NoGuards(), writer)
         self.expected_workers = expected_workers
         self.worker_timeout_s = worker_timeout_s
         self.progress = progress if progress is not None else sys.stderr
@@ -259,7 +111,7 @@ class MasterPlugin:
         self.marks = PhaseMarks(plan)
         self.t0: float | None = None
         self.interrupted_by: int | None = None
-        self.aborted_by: list[GuardBreach] = []
+        self.aborted_by: list[Breach] = []
         self._done = Event()
         self._ticking = True
         self._nodes: set[str] = set()
@@ -270,6 +122,10 @@ class MasterPlugin:
         # Each shipment's buckets (serialized, after the store took them), for a game day's live
         # board; a person's Stop (a game day's web UI) ends the run as interrupted.
         self.shipment_listeners: list[Callable[[Sequence[Any]], None]] = []
+        # Called with t0 once the load's clock has started (harness.run.hooks' load_started).
+        # Unlike the shipment listeners', their errors are not caught: one that fails ends the
+        # run (crashed, faults reverted) rather than leaving it half-extended.
+        self.start_listeners: list[Callable[[float], None]] = []
         self.stopped_by: str | None = None
         # A planned early end that is not a failure (a capacity search's step broke): the run
         # completes with what it played (harness.capacity.stepstop).
@@ -384,6 +240,8 @@ class MasterPlugin:
         self.shape.begin(t0)
         self.timeline.start(t0)
         self._write_marks(self.marks.due(0.0))
+        for listener in self.start_listeners:
+            listener(t0)
         self._greenlets = [
             gevent.spawn(self._phase_clock),
             gevent.spawn(self._fault_ticker),

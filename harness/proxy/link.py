@@ -10,6 +10,10 @@ server's buffered channels do.
 
 Toxics added, updated or removed while a connection is live change the stage list for the next
 chunk; a stage cut short by an update or removal forwards what it holds, so no data is lost.
+
+The package's dependencies run one way: ``proxy`` → ``link`` → ``toxics``. A connection sees its
+proxy only through the :class:`ConnectionOwner` protocol declared here, and the toxics see a stage
+only through :class:`~harness.proxy.toxics.ToxicStage`.
 """
 
 from __future__ import annotations
@@ -21,12 +25,11 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from harness.proxy.toxics import DOWNSTREAM, UPSTREAM, ToxicConfig
 
-if TYPE_CHECKING:
-    from harness.proxy.proxy import Proxy
+__all__ = ["Connection", "ConnectionOwner", "Link", "Side", "Stage"]
 
 # Queued bytes above which a link stops reading its source, and below which it reads again. High
 # enough to hold a latency toxic's worth of data in flight at hundreds of MB/s.
@@ -342,10 +345,23 @@ class Link:
             self._wake.set_result(None)
 
 
+class ConnectionOwner(Protocol):
+    """What a connection needs of the proxy that accepted it (``harness.proxy.proxy.Proxy``):
+    where to dial, which toxics to start with, and the set of live connections to join and leave.
+    """
+
+    @property
+    def connections(self) -> set[Connection]: ...
+
+    def upstream_address(self) -> tuple[str, int]: ...
+
+    def toxic_list(self) -> list[ToxicConfig]: ...
+
+
 class Connection:
     """A client socket, its upstream socket, and the two links between them."""
 
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: ConnectionOwner) -> None:
         self.proxy = proxy
         self.client = Side(self, is_client=True)
         self.upstream = Side(self)

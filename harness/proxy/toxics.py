@@ -1,8 +1,10 @@
 """The toxic types of Toxiproxy v2.12.0: their attributes, validation, and what each does to data.
 
 A toxic is configured once (a :class:`ToxicConfig`, immutable, replaced on update) and runs once per
-connection and direction as a :class:`~harness.proxy.link.Stage`. Each type here is a small class
-with up to four hooks the link calls:
+connection and direction as a stage (:class:`~harness.proxy.link.Stage`, seen here only through the
+:class:`ToxicStage` protocol, so this module sits at the bottom of the package and imports nothing
+from the link or the proxy above it). Each type here is a small class with up to four hooks the
+link calls:
 
 - ``on_data(stage, data, ts, emit)``: handle one chunk read at ``ts`` (loop time); call
   ``await emit(data, ts)`` for what goes on to the next stage; may sleep through
@@ -15,13 +17,31 @@ with up to four hooks the link calls:
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-if TYPE_CHECKING:
-    from harness.proxy.link import Stage
+__all__ = [
+    "DOWNSTREAM",
+    "TOXIC_TYPES",
+    "UPSTREAM",
+    "Bandwidth",
+    "Emit",
+    "Latency",
+    "LimitData",
+    "Noop",
+    "ResetPeer",
+    "Slicer",
+    "SlowClose",
+    "Timeout",
+    "ToxicConfig",
+    "ToxicInputError",
+    "ToxicLink",
+    "ToxicStage",
+    "ToxicType",
+]
 
 Emit = Callable[[bytes, float], Awaitable[None]]
 
@@ -65,6 +85,38 @@ class ToxicConfig:
         }
 
 
+class ToxicLink(Protocol):
+    """What a toxic may do to the link it runs on: end it."""
+
+    def close_from_toxic(self) -> None: ...
+
+
+class ToxicStage(Protocol):
+    """What a toxic sees of the stage it runs in (implemented by ``harness.proxy.link.Stage``).
+
+    Declared here, where the toxics use it, so the dependency runs one way: link imports toxics,
+    never the reverse. Read-only properties, so the concrete stage may hold narrower types.
+    """
+
+    @property
+    def config(self) -> ToxicConfig: ...
+
+    @property
+    def link(self) -> ToxicLink: ...
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    @property
+    def state(self) -> dict[str, Any]: ...
+
+    async def sleep(self, seconds: float) -> bool: ...
+
+    async def sleep_until(self, when: float) -> bool: ...
+
+    def set_timer(self, seconds: float, callback: Callable[[], None]) -> None: ...
+
+
 class ToxicType:
     """Base: a toxic that passes data unchanged. Subclasses override the hooks they need."""
 
@@ -76,16 +128,16 @@ class ToxicType:
     def validate(self, attributes: dict[str, int]) -> None:
         """Reject values that would break the real server. Default: everything goes."""
 
-    async def on_data(self, stage: Stage, data: bytes, ts: float, emit: Emit) -> None:
+    async def on_data(self, stage: ToxicStage, data: bytes, ts: float, emit: Emit) -> None:
         await emit(data, ts)
 
-    async def on_eof(self, stage: Stage) -> None:
+    async def on_eof(self, stage: ToxicStage) -> None:
         return None
 
-    def on_start(self, stage: Stage) -> None:
+    def on_start(self, stage: ToxicStage) -> None:
         return None
 
-    def on_remove(self, stage: Stage) -> None:
+    def on_remove(self, stage: ToxicStage) -> None:
         return None
 
 
@@ -104,7 +156,7 @@ class Latency(ToxicType):
         if attributes["jitter"] < 0:
             raise ToxicInputError("attributes.jitter must not be negative")
 
-    async def on_data(self, stage: Stage, data: bytes, ts: float, emit: Emit) -> None:
+    async def on_data(self, stage: ToxicStage, data: bytes, ts: float, emit: Emit) -> None:
         attrs = stage.config.attributes
         delay_ms = attrs["latency"]
         jitter = attrs["jitter"]
@@ -127,7 +179,7 @@ class Bandwidth(ToxicType):
         if attributes["rate"] <= 0:
             raise ToxicInputError("attributes.rate must be greater than 0")
 
-    async def on_data(self, stage: Stage, data: bytes, ts: float, emit: Emit) -> None:
+    async def on_data(self, stage: ToxicStage, data: bytes, ts: float, emit: Emit) -> None:
         bytes_per_s = stage.config.attributes["rate"] * 1000.0
         piece = max(1, int(bytes_per_s / 10))  # 100 ms of data
         view = memoryview(data)
@@ -152,7 +204,7 @@ class SlowClose(ToxicType):
     name = "slow_close"
     attribute_names = ("delay",)
 
-    async def on_eof(self, stage: Stage) -> None:
+    async def on_eof(self, stage: ToxicStage) -> None:
         await stage.sleep(stage.config.attributes["delay"] / 1000.0)
 
 
@@ -163,17 +215,17 @@ class Timeout(ToxicType):
     name = "timeout"
     attribute_names = ("timeout",)
 
-    def on_start(self, stage: Stage) -> None:
+    def on_start(self, stage: ToxicStage) -> None:
         self._arm(stage)
 
-    async def on_data(self, stage: Stage, data: bytes, ts: float, emit: Emit) -> None:
+    async def on_data(self, stage: ToxicStage, data: bytes, ts: float, emit: Emit) -> None:
         self._arm(stage)  # the real toxic restarts its timer on every chunk
 
-    def on_remove(self, stage: Stage) -> None:
+    def on_remove(self, stage: ToxicStage) -> None:
         stage.link.close_from_toxic()
 
     @staticmethod
-    def _arm(stage: Stage) -> None:
+    def _arm(stage: ToxicStage) -> None:
         timeout_ms = stage.config.attributes["timeout"]
         if timeout_ms > 0:
             stage.set_timer(timeout_ms / 1000.0, stage.link.close_from_toxic)
@@ -186,7 +238,7 @@ class ResetPeer(ToxicType):
     name = "reset_peer"
     attribute_names = ("timeout",)
 
-    async def on_data(self, stage: Stage, data: bytes, ts: float, emit: Emit) -> None:
+    async def on_data(self, stage: ToxicStage, data: bytes, ts: float, emit: Emit) -> None:
         if await stage.sleep(stage.config.attributes["timeout"] / 1000.0):
             return  # removed or updated while waiting: the replacement decides
         stage.link.close_from_toxic()
@@ -225,7 +277,7 @@ class Slicer(ToxicType):
             stack.append((start, mid))
         return ends
 
-    async def on_data(self, stage: Stage, data: bytes, ts: float, emit: Emit) -> None:
+    async def on_data(self, stage: ToxicStage, data: bytes, ts: float, emit: Emit) -> None:
         attrs = stage.config.attributes
         delay_s = attrs["delay"] / 1_000_000.0
         start = 0
@@ -244,7 +296,7 @@ class LimitData(ToxicType):
     attribute_names = ("bytes",)
     stateful = True
 
-    async def on_data(self, stage: Stage, data: bytes, ts: float, emit: Emit) -> None:
+    async def on_data(self, stage: ToxicStage, data: bytes, ts: float, emit: Emit) -> None:
         limit = stage.config.attributes["bytes"]
         sent = stage.state.get("sent", 0)
         remaining = max(limit - sent, 0)

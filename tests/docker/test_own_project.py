@@ -15,8 +15,8 @@ import httpx
 import pytest
 from compose_support import REPO, harness, harness_env, project_leftovers
 
-from harness.engine import compose_stack_of
 from harness.record import EventKind, RunDir
+from harness.run.stackup import compose_stack_of
 from harness.scenario import load_scenario
 from harness.stack.compose import NUMBER_LABEL
 from harness.stack.topology import APP, ENTRY, TOXIPROXY

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine import RunRequest, check_catalogue_faults
 from harness.errors import BadInputError
+from harness.run.preflight import check_catalogue_faults
+from harness.run.request import RunRequest
 from harness.scenario import load_scenario
 
 pytestmark = pytest.mark.unit
@@ -30,5 +31,5 @@ def test_the_game_day_scenario_has_a_catalogue_beside_its_schedule() -> None:
 def test_harness_run_refuses_a_catalogue_fault_naming_the_field() -> None:
     scenario = load_scenario(GAME_DAY)
     with pytest.raises(BadInputError, match=r"game_day\.yaml: faults\[1\]\.at: required by"):
-        check_catalogue_faults(scenario, RunRequest(scenario=GAME_DAY))
-    check_catalogue_faults(scenario, RunRequest(scenario=GAME_DAY, web_host="127.0.0.1"))
+        check_catalogue_faults(scenario, RunRequest(source=str(GAME_DAY)))
+    check_catalogue_faults(scenario, RunRequest(source=str(GAME_DAY), web_host="127.0.0.1"))

@@ -31,7 +31,7 @@ def test_master_arguments_survive_their_command_line(tmp_path: Path) -> None:
         worker_timeout_s=12.5,
     )
     argv = args.argv()
-    assert argv[:3] == [sys.executable, "-m", "harness.load.master"]
+    assert argv[:3] == [sys.executable, "-m", "harness.run.master"]
     assert MasterArgs.parse(argv[3:]) == args
 
 
@@ -40,7 +40,14 @@ def test_master_arguments_leave_out_what_was_not_given(tmp_path: Path) -> None:
     argv = args.argv()
     assert "--state-dir" not in argv
     assert "--toxiproxy-url" not in argv
+    assert "--extension" not in argv
     assert MasterArgs.parse(argv[3:]) == args
+
+
+def test_the_run_extensions_reach_the_master_in_their_order(tmp_path: Path) -> None:
+    extensions = ("harness.gameday.session", "harness.capacity.stepstop")
+    args = MasterArgs(run_dir=tmp_path, host="http://127.0.0.1:1", extensions=extensions)
+    assert MasterArgs.parse(args.argv()[3:]).extensions == extensions
 
 
 @pytest.mark.parametrize("locustfile", [None, Path("/x/shop_locustfile.py")])

@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from harness.engine import RunOutcome
 from harness.errors import BadInputError, InfrastructureError, StackError
 from harness.pytest_plugin import resolve_settings
 from harness.record import RunStatus
+from harness.run.request import RunOutcome
 from harness.stack.base import StackInfo
 from harness.testing import (
     DEFAULT_STATE_DIR,
@@ -163,7 +163,7 @@ def test_importing_the_plugin_loads_no_load_generator_and_no_heavy_library() -> 
         check=True,
         timeout=60,
     ).stdout
-    assert "harness.engine" not in loaded
+    assert "harness.run" not in loaded
     assert "harness.stack" not in loaded
 
 
@@ -459,13 +459,16 @@ def test_a_run_that_did_not_complete_raises_and_never_looks_like_a_result(
     message: str,
 ) -> None:
     requests: list[Any] = []
-    monkeypatch.setattr("harness.engine.run", lambda request, say: requests.append(request))
+    monkeypatch.setattr(
+        "harness.run.pipeline.run",
+        lambda scenario, request, say: requests.append((scenario, request)),
+    )
     monkeypatch.setattr("harness.testing.result_of", lambda _: canned(exit_code, project))
     with pytest.raises(raised) as caught:
         runner(project).run_inline(phases=PHASES, locustfile="scenarios/users.py")
     assert str(caught.value).startswith(message)
-    (request,) = requests
-    assert request.scenario == project / "work" / "test_x.yaml"
+    ((scenario, request),) = requests
+    assert scenario.name == "test_x"  # the scenario model, built in memory: no file to run
     assert request.reports == Settings().reports
 
 
@@ -605,8 +608,8 @@ def test_a_bad_option_fails_the_checks_with_one_line(pytester: pytest.Pytester) 
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
-# A user's conftest: the stack fixture overridden (nothing starts), and the engine replaced by a
-# fake that judges from the written scenario (the failing SLO is named "impossible").
+# A user's conftest: the stack fixture overridden (nothing starts), and the pipeline replaced by a
+# fake that judges from the scenario it is given (the failing SLO is named "impossible").
 FAKE_ENGINE_CONFTEST = """
 import pytest
 from harness.stack.base import StackInfo
@@ -619,12 +622,12 @@ def harness_stack():
 
 
 @pytest.fixture(autouse=True)
-def fake_engine(monkeypatch, tmp_path):
-    def run(request, say):
-        return request
+def fake_pipeline(monkeypatch, tmp_path):
+    def run(scenario, request, say):
+        return scenario
 
-    def result_of(request):
-        failing = "impossible" in request.scenario.read_text()
+    def result_of(scenario):
+        failing = any(slo.name == "impossible" for slo in scenario.slos)
         lines = ["impossible: observed 250, needs == 0 (whole run)"] if failing else []
         why = "run FAIL (exit 1): 1 of 1 SLO(s) failed" if failing else "run PASS (exit 0)"
         report = tmp_path / "reports" / "run" / "report.html"
@@ -632,12 +635,12 @@ def fake_engine(monkeypatch, tmp_path):
             exit_code=1 if failing else 0,
             status="completed",
             run_dir=report.parent,
-            summary={"scenario": request.scenario.stem},
+            summary={"scenario": scenario.name},
             judgement=None,
             failed_slos=FailedSlos(lines, why=why, report=report),
         )
 
-    monkeypatch.setattr("harness.engine.run", run)
+    monkeypatch.setattr("harness.run.pipeline.run", run)
     monkeypatch.setattr("harness.testing.result_of", result_of)
 """
 

@@ -11,8 +11,10 @@ import pytest
 import yaml
 
 from harness.cli import main
-from harness.engine import RunRequest, check_fault_targets, compose_stack_of, resolve_scenario
 from harness.errors import BadInputError
+from harness.run.preflight import resolve_scenario
+from harness.run.request import ScenarioOverrides
+from harness.run.stackup import check_fault_targets, compose_stack_of
 from harness.scenario import load_scenario
 from harness.stack import compose, compose_docker
 from harness.stack.base import Endpoint, Instance, Proxy, StackInfo
@@ -213,8 +215,8 @@ def test_a_local_scenario_run_on_compose_gets_the_sample_stack(
 ) -> None:
     monkeypatch.delenv("HARNESS_RUN_PROJECT", raising=False)
     monkeypatch.delenv("HARNESS_RUN_COMPOSE_FILE", raising=False)
-    request = RunRequest(scenario=REPO / "scenarios" / "ci_gate.yaml", stack="compose")
-    scenario = resolve_scenario(request)
+    overrides = ScenarioOverrides(stack="compose")
+    scenario = resolve_scenario(REPO / "scenarios" / "ci_gate.yaml", overrides)
     assert scenario.stack.kind == "compose"
     stack = compose_stack_of(scenario)
     assert (stack.project, stack.config.compose_file) == ("harness", DEFAULT_COMPOSE_FILE)
@@ -227,7 +229,7 @@ def test_a_compose_scenario_run_on_the_local_stack_drops_its_compose_section(
     # Its faults must fit the local stack then: this one names none.
     path = _own_scenario(tmp_path)
     path.write_text(OWN_STACK + LOAD.split("faults:")[0])
-    scenario = resolve_scenario(RunRequest(scenario=path, stack="local"))
+    scenario = resolve_scenario(path, ScenarioOverrides(stack="local"))
     assert scenario.stack.kind == "local"
     assert (scenario.stack.project, scenario.stack.backends, scenario.stack.proxies) == (
         None,

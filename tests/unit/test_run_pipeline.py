@@ -15,20 +15,15 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from harness.engine import (
-    RunOutcome,
-    RunRequest,
-    _settle,
-    _Signals,
-    check_faults_supported,
-    check_scenario,
-    conclude,
-    resolve_scenario,
-    rollback_faults,
-)
 from harness.errors import BadInputError
 from harness.record import EventKind, RunDir, RunStatus
 from harness.record.buckets import Bucket
+from harness.run.conclude import conclude
+from harness.run.preflight import check_scenario, resolve_scenario
+from harness.run.request import RunOutcome, ScenarioOverrides
+from harness.run.settle import rollback_faults, settle
+from harness.run.signals import Signals
+from harness.run.stackup import check_faults_supported
 from harness.scenario import Scenario
 
 pytestmark = pytest.mark.unit
@@ -52,16 +47,16 @@ def scenario_file(tmp_path: Path, extra: str = "") -> Path:
 
 
 def test_without_overrides_the_scenario_is_taken_as_written(tmp_path: Path) -> None:
-    scenario = resolve_scenario(RunRequest(scenario_file(tmp_path)))
+    scenario = resolve_scenario(scenario_file(tmp_path))
     assert (scenario.load.workers, scenario.stack.kind) == (0, "local")
 
 
 def test_command_line_overrides_are_applied_and_validated_again(tmp_path: Path) -> None:
     path = scenario_file(tmp_path)
-    scenario = resolve_scenario(RunRequest(path, workers=3))
+    scenario = resolve_scenario(path, ScenarioOverrides(workers=3))
     assert scenario.load.workers == 3
     with pytest.raises(BadInputError, match="entry_url: required for kind external"):
-        resolve_scenario(RunRequest(path, stack="external"))
+        resolve_scenario(path, ScenarioOverrides(stack="external"))
 
 
 def test_faults_on_a_stack_the_harness_does_not_run_are_refused_up_front(tmp_path: Path) -> None:
@@ -75,7 +70,7 @@ def test_faults_on_a_stack_the_harness_does_not_run_are_refused_up_front(tmp_pat
         ),
     )
     with pytest.raises(BadInputError, match="faults need a stack the harness runs"):
-        check_faults_supported(resolve_scenario(RunRequest(path)))
+        check_faults_supported(resolve_scenario(path))
 
 
 @pytest.mark.parametrize(
@@ -95,7 +90,7 @@ def test_a_bad_slo_or_guard_is_refused_naming_the_file_and_the_place(
 ) -> None:
     path = scenario_file(tmp_path, extra)
     with pytest.raises(BadInputError) as caught:
-        check_scenario(resolve_scenario(RunRequest(path)), path)
+        check_scenario(resolve_scenario(path), path)
     text = str(caught.value)
     assert text.startswith(f"{path}: ")
     assert message in text
@@ -118,7 +113,7 @@ def recorded(
     tmp_path: Path, status: RunStatus, statuses: dict[int, int], *, breach: bool = False
 ) -> tuple[RunDir, Scenario]:
     """A run of the one-phase scenario ``a`` (1 s) with ``statuses`` in each of its buckets."""
-    scenario = resolve_scenario(RunRequest(scenario_file(tmp_path, JUDGED)))
+    scenario = resolve_scenario(scenario_file(tmp_path, JUDGED))
     run = RunDir.create(tmp_path / "reports", "s", clock=lambda: T0 - 1)
     with run.writer(clock=lambda: T0 + 1) as writer:
         writer.set_scenario(scenario.to_dict())
@@ -143,7 +138,7 @@ def recorded(
 def concluded(run: RunDir, scenario: Scenario, rc: int = 0) -> tuple[RunOutcome, str]:
     said: list[str] = []
     out = io.StringIO()
-    settled = _settle(run, rc, interrupted=False, state_dir=None, tell=said.append)
+    settled = settle(run, rc, interrupted=False, state_dir=None, tell=said.append)
     outcome = conclude(settled, scenario, tell=said.append, console=Console(file=out, width=160))
     return outcome, out.getvalue() + "\n".join(said)
 
@@ -223,7 +218,7 @@ def finished(tmp_path: Path, status: RunStatus) -> RunDir:
 def test_a_run_the_master_finished_keeps_its_status(
     tmp_path: Path, status: RunStatus, code: int
 ) -> None:
-    outcome = _settle(finished(tmp_path, status), 0, interrupted=False, state_dir=None, tell=print)
+    outcome = settle(finished(tmp_path, status), 0, interrupted=False, state_dir=None, tell=print)
     assert (outcome.status, outcome.exit_code) == (status, code)
     assert outcome.detail["attempts"] == 5
 
@@ -241,7 +236,7 @@ def test_a_master_that_died_mid_run_is_recorded_by_the_cli(
     tmp_path: Path, rc: int | None, interrupted: bool, status: RunStatus, code: int
 ) -> None:
     run = RunDir.create(tmp_path, "s")  # no writer ever finished it: the master died
-    outcome = _settle(run, rc, interrupted=interrupted, state_dir=None, tell=print)
+    outcome = settle(run, rc, interrupted=interrupted, state_dir=None, tell=print)
     assert (outcome.status, outcome.exit_code) == (status, code)
     assert run.status is status
     assert "exited" in outcome.detail["error"]
@@ -253,7 +248,7 @@ def test_nothing_to_roll_back_without_a_journal(tmp_path: Path) -> None:
 
 
 def test_a_signal_before_the_master_runs_interrupts_the_cli() -> None:
-    with _Signals(), pytest.raises(KeyboardInterrupt):
+    with Signals(), pytest.raises(KeyboardInterrupt):
         signal.raise_signal(signal.SIGTERM)
 
 
@@ -287,7 +282,7 @@ def child() -> Iterator[subprocess.Popen[str]]:
 
 
 def test_a_signal_while_the_master_runs_is_forwarded_to_it(child: subprocess.Popen[str]) -> None:
-    with _Signals() as signals:
+    with Signals() as signals:
         signals.forward_to(child)
         signal.raise_signal(signal.SIGTERM)
         assert child.wait(timeout=10) == 42
@@ -296,7 +291,7 @@ def test_a_signal_while_the_master_runs_is_forwarded_to_it(child: subprocess.Pop
 
 def test_a_signal_is_held_until_the_master_is_ready_for_it(child: subprocess.Popen[str]) -> None:
     ready = False
-    with _Signals() as signals:
+    with Signals() as signals:
         signals.forward_to(child, ready=lambda: ready)
         signal.raise_signal(signal.SIGTERM)
         signals.deliver_held()

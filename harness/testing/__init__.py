@@ -15,9 +15,11 @@
         )
         assert result.passed, result.failed_slos
 
-A scenario given inline, or a file with overrides, is written to ``workdir`` as YAML and run by
-:func:`harness.engine.run`, as ``harness run FILE`` runs it: one code path, and the run
-directory holds the same files (summary.json, junit.xml, report.html).
+A scenario given inline, or a file with overrides, is validated as ``harness run`` reads a file
+(as if it were ``workdir/NAME.yaml``) and run by the same pipeline,
+:func:`harness.run.pipeline.run`: one code path, and the run directory holds the same files
+(scenario.json, summary.json, junit.xml, report.html). :meth:`ScenarioRunner.write` keeps a copy
+as a file, for ``harness run``.
 
 What a run returns, or raises:
 
@@ -30,8 +32,8 @@ What a run returns, or raises:
   the user asked.
 
 Importing this module is cheap, standard library only: the pytest plugin imports it in every
-pytest session of a repository that installs the harness. The scenario model, the engine, the
-verdict and the report (matplotlib) load when a run or a stack is asked for.
+pytest session of a repository that installs the harness. The scenario model, the pipeline,
+the verdict and the report (matplotlib) load when a run or a stack is asked for.
 """
 
 from __future__ import annotations
@@ -42,18 +44,19 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from harness.errors import BadInputError, InfrastructureError
 from harness.exit_codes import ExitCode
+from harness.testing.results import FailedSlos, RunResult, shown, slo_line, why
 
 if TYPE_CHECKING:
-    from harness.engine import RunOutcome
-    from harness.report.model import JudgementLike
+    from harness.run.request import RunOutcome
+    from harness.scenario import Scenario
     from harness.stack.base import StackInfo
     from harness.stack.config import LocalStackConfig
 
@@ -115,7 +118,7 @@ class Settings:
 
 def external_info(settings: Settings) -> StackInfo:
     """An external stack as the harness sees it: URLs only, nothing it runs."""
-    from harness.stack.base import StackInfo
+    from harness.stack.base import StackInfo  # deferred: psutil, with the stack
 
     if not settings.entry_url:
         raise BadInputError("an external stack needs an entry URL (--harness-entry-url)")
@@ -143,7 +146,7 @@ def session_stack(
     if settings.stack == "external":
         yield external_info(settings)
         return
-    from harness.stack.local import LocalStack
+    from harness.stack.local import LocalStack  # deferred: psutil, with the stack
 
     stack = LocalStack(settings.state_dir, config)
     if stack.status().healthy:
@@ -234,7 +237,7 @@ def file_scenario(path: Path) -> dict[str, Any]:
     reported against it), its name kept, its paths made absolute."""
     import yaml
 
-    from harness.scenario import load_scenario
+    from harness.scenario import load_scenario  # deferred: pydantic, with the model
 
     load_scenario(path)
     data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -271,116 +274,25 @@ def with_stack(data: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
 # --- the result ----------------------------------------------------------------------------------
 
 
-class FailedSlos(tuple[str, ...]):
-    """The SLOs a run failed, one line each: ``name: observed X, needs < Y (window)``.
-
-    Its repr is written for ``assert result.passed, result.failed_slos``: pytest shows that
-    message's repr, so it reads as the failure (why the run failed, each failed SLO, the report
-    to open) rather than as a tuple. pytest shortens a long repr in the middle; the plugin adds
-    the whole story to the failed test's report as well.
-    """
-
-    why: str
-    report: Path
-
-    # Defaults, so copy and pickle (which call ``cls(lines)``) work; they restore the rest.
-    def __new__(
-        cls, lines: Iterable[str] = (), *, why: str = "", report: Path = Path()
-    ) -> FailedSlos:
-        failed = super().__new__(cls, lines)
-        failed.why = why
-        failed.report = report
-        return failed
-
-    def __repr__(self) -> str:
-        return "\n".join([self.why, *(f"  {line}" for line in self), f"report: {self.report}"])
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """A judged run. ``summary`` is its summary.json (keys in :mod:`harness.report.summary`);
-    ``judgement`` the verdict's own objects; ``exit_code`` what ``harness run`` would exit
-    with: 0 every SLO met, 1 one failed, 4 aborted by a guard."""
-
-    exit_code: int
-    status: str
-    run_dir: Path
-    # Out of the repr: pytest shows it under a failed ``assert result.passed``, where the whole
-    # summary would bury the failed SLOs.
-    summary: Mapping[str, Any] = field(repr=False)
-    judgement: JudgementLike = field(repr=False)
-    failed_slos: FailedSlos
-
-    @property
-    def passed(self) -> bool:
-        return self.exit_code == 0
-
-    @property
-    def report(self) -> Path:
-        return self.run_dir / "report.html"
-
-    def explain(self) -> str:
-        """Everything a failed check should say, on a few lines."""
-        return repr(self.failed_slos)
-
-
-def slo_line(slo: Mapping[str, Any]) -> str:
-    """One SLO of summary.json as a person reads it: observed against the threshold, in the
-    unit the SLO was written in."""
-    from harness.verdict.units import format_value
-
-    name = str(slo.get("name"))
-    if not slo.get("judged", True):
-        return f"{name}: not judged"
-    unit = str(slo.get("unit") or "")
-    observed, threshold = slo.get("observed"), slo.get("threshold")
-    seen = "no value" if observed is None else format_value(float(observed), unit)
-    needs = "?" if threshold is None else format_value(float(threshold), unit)
-    line = f"{name}: observed {seen}, needs {slo.get('comparator')} {needs}"
-    line += f" ({slo.get('window') or 'whole run'})"
-    detail = str(slo.get("detail") or "")
-    # Without a value the detail is the reason (never recovered, no requests in the window).
-    return f"{line}: {detail}" if observed is None and detail else line
-
-
-def _why(summary: Mapping[str, Any], exit_code: int, failed: int) -> str:
-    slos = summary.get("slos") or []
-    words = f"run {summary.get('outcome', '?')} (exit {exit_code})"
-    if failed:
-        words += f": {failed} of {len(slos)} SLO(s) failed"
-    elif exit_code == 0:
-        words += f": every SLO met ({len(slos)})"
-    reasons = [str(summary.get("error") or ""), *map(str, summary.get("notes") or [])]
-    return "; ".join([words, *(r for r in reasons if r)])
-
-
-def _shown(path: Path) -> Path:
-    """``path`` relative to the working directory when it is below it: shorter in messages."""
-    try:
-        return path.relative_to(Path.cwd())
-    except ValueError:
-        return path
-
-
 def result_of(outcome: RunOutcome) -> RunResult:
-    """Judge the run the engine made and read its summary.json, writing the reports first if
-    the engine did not (``harness run`` judges as ``harness report`` does, once it judges)."""
-    from harness.report import judge_stored, write_report
-    from harness.report.data import collect
+    """Judge the run the pipeline made and read its summary.json, writing the reports first if
+    the pipeline did not (``harness run`` judges as ``harness report`` does, once it judges)."""
+    from harness.report import judge_stored, write_report  # deferred: jinja2, the report
+    from harness.report.data import collect  # deferred: the verdict and lark, with it
 
     run_dir = outcome.run_dir
     judgement, notes = judge_stored(run_dir)
     if not run_dir.summary_json.exists():
         write_report(run_dir, collect(run_dir, judgement, notes=notes))
     summary: dict[str, Any] = json.loads(run_dir.summary_json.read_text(encoding="utf-8"))
-    # The engine's code covers what the report cannot see (faults left in force, bad input,
+    # The pipeline's code covers what the report cannot see (faults left in force, bad input,
     # an interrupt); where it says 0, the report's verdict on the SLOs decides.
     exit_code = outcome.exit_code or int(summary.get("exit_code", 0))
     if outcome.detail.get("error") and not summary.get("error"):
         summary["error"] = str(outcome.detail["error"])
     lines = [slo_line(s) for s in summary.get("slos", []) if s.get("judged") and not s["passed"]]
     failed = FailedSlos(
-        lines, why=_why(summary, exit_code, len(lines)), report=_shown(run_dir.report_html)
+        lines, why=why(summary, exit_code, len(lines)), report=shown(run_dir.report_html)
     )
     return RunResult(
         exit_code=exit_code,
@@ -408,7 +320,7 @@ class HarnessRun(Protocol):
 
 
 class ScenarioRunner:
-    """Runs scenarios against one stack, each written to ``workdir`` first.
+    """Runs scenarios against one stack, each validated as if it were a file in ``workdir``.
 
     Relative paths given as arguments (the scenario file, ``locustfile``) are taken from
     ``base_dir``, the project's root, wherever pytest was started.
@@ -445,39 +357,64 @@ class ScenarioRunner:
         )
         return self._run(data, "harness_run")
 
+    def scenario(self, data: Mapping[str, Any], where: str) -> Scenario:
+        """The scenario ``data`` describes, aimed at the session's stack and validated as
+        ``harness run`` reads a file in ``workdir``; mistakes are one-line
+        :class:`BadInputError` naming ``where``."""
+        text, path = self._text(data)
+        return self._validated(text, path, where)
+
     def write(self, data: Mapping[str, Any], where: str) -> Path:
         """The scenario as a file in ``workdir``, validated as ``harness run`` will read it;
         mistakes are one-line :class:`BadInputError` naming ``where``, not the file."""
-        import yaml
-
-        from harness.scenario import parse_scenario
-        from harness.verdict import parse_checks
-
-        aimed = with_stack(data, self.settings)
+        text, path = self._text(data)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        stem = _file_name(str(aimed.get("name") or self.default_name))
-        path = self.workdir / f"{stem}.yaml"
         n = 1
+        stem = path.stem
         while path.exists():  # two runs of one test keep both files
             n += 1
             path = self.workdir / f"{stem}-{n}.yaml"
-        text = yaml.safe_dump(aimed, sort_keys=False, allow_unicode=True)
         path.write_text(text, encoding="utf-8")
+        self._validated(text, path, where)
+        return path
+
+    def _text(self, data: Mapping[str, Any]) -> tuple[str, Path]:
+        """The scenario as YAML, and the file in ``workdir`` it would be."""
+        import yaml
+
+        aimed = with_stack(data, self.settings)
+        stem = _file_name(str(aimed.get("name") or self.default_name))
+        text = yaml.safe_dump(aimed, sort_keys=False, allow_unicode=True)
+        return text, self.workdir / f"{stem}.yaml"
+
+    @staticmethod
+    def _validated(text: str, path: Path, where: str) -> Scenario:
+        from harness.scenario import parse_scenario  # deferred: pydantic, with the model
+        from harness.verdict import parse_checks  # deferred: lark, with the SLO language
+
         try:
+            scenario = parse_scenario(text, path)
             # The SLOs too: a typo in one must fail now, not after the run it was meant to judge.
-            parse_checks(parse_scenario(text, path))
+            parse_checks(scenario)
         except BadInputError as exc:
             message = str(exc).removeprefix(f"{path}: ")
             raise BadInputError(f"{where}: {message}") from None
-        return path
+        return scenario
 
     def _run(self, data: Mapping[str, Any], where: str) -> RunResult:
-        from harness.engine import RunRequest, run
+        from harness.capacity import extensions_for  # deferred: the verdict and lark
+        from harness.run.pipeline import run  # deferred: rich, psutil, the whole pipeline
+        from harness.run.request import RunRequest  # deferred: pydantic, with the model
 
-        path = self.write(data, where)
+        scenario = self.scenario(data, where)
         outcome = run(
+            scenario,
             RunRequest(
-                scenario=path, reports=self.settings.reports, state_dir=self.settings.state_dir
+                reports=self.settings.reports,
+                state_dir=self.settings.state_dir,
+                # A staircase (capacity.stop_at_break) stops at its break, as under `harness run`.
+                extensions=extensions_for(scenario),
+                source=where,
             ),
             say=self.say,
         )

@@ -1,0 +1,99 @@
+"""Reading a scenario file: a strict safe YAML loader, then the model, and every problem as one
+line naming the file (:mod:`harness.scenario.messages`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+# types-PyYAML is not a dev dependency yet; the ignore is for then and for now.
+import yaml
+
+from harness.errors import BadInputError
+from harness.fields import show
+from harness.scenario.messages import validate
+from harness.scenario.model import Scenario
+
+__all__ = ["load_scenario", "parse_scenario"]
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """The safe loader, but a key written twice in one mapping is an error: PyYAML would keep
+    the last one silently, and a duplicated ``for:`` is as easy to miss as a typo."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # "<<: *defaults" may be overridden by keys written beside it
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:
+            continue  # an unhashable key: construct_mapping reports that itself
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping",
+                node.start_mark,
+                f"duplicate key {show(key)}",
+                key_node.start_mark,
+            )
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=True)
+    return mapping
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_scenario(path: str | os.PathLike[str], *, allow_targets: Iterable[str] = ()) -> Scenario:
+    """Read and validate a scenario file. Every problem is a one-line :class:`BadInputError`.
+    ``allow_targets``: hosts allowed besides the file's own (``--allow-target``), merged into
+    the scenario's ``allow_targets`` so the run directory records them too."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise BadInputError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return parse_scenario(text, path, allow_targets=allow_targets)
+
+
+def parse_scenario(
+    text: str, path: str | os.PathLike[str], *, allow_targets: Iterable[str] = ()
+) -> Scenario:
+    """Validate scenario ``text`` as if read from ``path``: messages name it, relative paths in
+    it resolve against its directory, and its name defaults to the file's stem."""
+    path = Path(path)
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise BadInputError(f"{path}: {_yaml_problem(exc)}") from None
+    if data is None:
+        raise BadInputError(f"{path}: the file is empty; a scenario needs at least load.phases")
+    if not isinstance(data, dict):
+        raise BadInputError(
+            f"{path}: expected a mapping of keys (name, load, ...), got {show(data)}"
+        )
+    data = {"name": path.stem, **data}
+    extra = list(allow_targets)
+    listed = data.get("allow_targets")
+    if extra and (listed is None or isinstance(listed, list)):  # else: its own error, below
+        data["allow_targets"] = [*(listed or []), *(h for h in extra if h not in (listed or []))]
+    return validate(
+        Scenario, data, source=str(path), context={"base_dir": os.path.abspath(path.parent)}
+    )
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        problem = exc.problem or exc.context or "could not be read"
+        return f"line {mark.line + 1}, column {mark.column + 1}: bad YAML: {problem}"
+    # ReaderError (a control character) has a position but no line; its first line says it all.
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"bad YAML: {first}"
