@@ -10,12 +10,13 @@ Where it is enforced:
 
 * the scenario's own URLs (``stack.entry_url``, ``stack.toxiproxy_url``, a post-run check's
   literal ``dsn``) when it is loaded (:mod:`harness.scenario`), and the entry URL again before
-  the load starts (:mod:`harness.engine`);
+  the load starts (:mod:`harness.run.pipeline`);
 * the Locust processes (:func:`guard_sockets`): every outgoing TCP connection of a master or a
   worker, whatever library a locustfile uses, goes to loopback, an allowed host or the stack the
-  run started (:func:`stack_hosts`), or fails with ``PermissionError`` before a byte is sent
+  run started (``StackInfo.hosts()``), or fails with ``PermissionError`` before a byte is sent
   (Locust records it as a failed request);
-* ``harness rollback`` and the rollback a run does first (:func:`check_record`): a journal record
+* ``harness rollback`` and the rollback a run does first (:func:`harness.faults.targets.
+  check_record`): a journal record
   whose URLs name a host not allowed (nor an address of the compose project it names) is refused,
   reported and never reverted, so a crafted journal cannot send requests, nor the shop's admin
   token, elsewhere.
@@ -34,26 +35,21 @@ import socket
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from harness.errors import BadInputError
-
-if TYPE_CHECKING:
-    from harness.stack.base import StackInfo
 
 __all__ = [
     "ALLOW_TARGETS_ENV",
     "TargetPolicy",
     "TargetRefused",
     "check_dsn",
-    "check_record",
     "dsn_hosts",
     "guard_sockets",
     "hosts_from_env",
     "is_loopback",
     "run_policy",
-    "stack_hosts",
 ]
 
 ALLOW_TARGETS_ENV: Final = "HARNESS_ALLOW_TARGETS"
@@ -167,41 +163,6 @@ def run_policy(allow_targets: Iterable[str], *stack_urls: str) -> TargetPolicy:
     return TargetPolicy.of(allow_targets, hosts_from_env(), [h for h in started + engine if h])
 
 
-def stack_hosts(info: StackInfo) -> tuple[str, ...]:
-    """Every host of a stack the harness started: its entry, its Toxiproxy, its services and
-    instances (a compose project's containers have addresses on its own network)."""
-    urls = [info.entry_url, info.toxiproxy_url]
-    urls += [service.endpoint.url() for service in info.services]
-    urls += [instance.endpoint.url() for instance in info.instances]
-    return tuple(dict.fromkeys(h for h in map(host_of, urls) if h))
-
-
-def _record_stack_hosts(record: Mapping[str, Any]) -> tuple[str, ...]:
-    """The hosts of the compose project a record names, asked of the Docker engine: a project
-    on this machine's engine is a stack the harness runs here. Others: none."""
-    ref = record.get("stack")
-    if not isinstance(ref, Mapping) or ref.get("kind") != "compose":
-        return ()
-    from harness.errors import HarnessError
-    from harness.faults.stackref import stack_from_ref
-    from harness.stack.compose import ComposeStack
-
-    hosts: list[str] = []
-    with contextlib.suppress(HarnessError, OSError, ValueError, KeyError):
-        stack = stack_from_ref(ref, required=False)
-        if isinstance(stack, ComposeStack):
-            # A killed container has no address (Docker frees it), so the address its fault
-            # recorded is known to be the project's only by the range of the project's networks.
-            subnets = stack.subnets()
-            for url in _record_urls(record):
-                host = host_of(url)
-                with contextlib.suppress(ValueError):
-                    if any(ipaddress.ip_address(host) in net for net in subnets):
-                        hosts.append(host)
-            hosts += stack_hosts(stack.info())
-    return tuple(hosts)
-
-
 def dsn_hosts(dsn: str) -> tuple[str, ...]:
     """The TCP hosts a PostgreSQL URI connects to (``postgresql://u:p@h1:5432,h2/db?host=h3``);
     Unix-socket paths (``/run/postgresql``) and an empty host (the local socket) are left out."""
@@ -224,42 +185,6 @@ def check_dsn(dsn: str, policy: TargetPolicy, what: str) -> None:
     for host in dsn_hosts(dsn):
         if not policy.permits(host):
             policy.check_url(f"postgresql://{host}", what)
-
-
-# --- fault journal records ------------------------------------------------------------------------
-
-# The fields of a fault record (harness.faults: to_record) that hold URLs the revert calls.
-_URL_FIELDS: Final = ("toxiproxy_url", "healthz_url")
-_URL_LIST_FIELDS: Final = ("admin_urls",)
-
-
-def _record_fields(record: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(field, URL) for every URL a record's revert may call."""
-    urls: list[tuple[str, object]] = [(key, record.get(key)) for key in _URL_FIELDS]
-    for key in _URL_LIST_FIELDS:
-        values = record.get(key)
-        urls += [(key, value) for value in values] if isinstance(values, list) else []
-    return [(key, value) for key, value in urls if isinstance(value, str) and value]
-
-
-def _record_urls(record: Mapping[str, Any]) -> list[str]:
-    return [url for _, url in _record_fields(record)]
-
-
-def check_record(record: object, policy: TargetPolicy) -> None:
-    """``TargetRefused`` when a fault record's revert would call a host the policy does not
-    allow. Records are files on disk: whoever can write one must not gain a way to make
-    ``harness rollback`` send requests (or the admin token) anywhere else."""
-    if not isinstance(record, Mapping):
-        return  # the factory refuses it with its own message
-    name = record.get("name")
-    what = f"fault record {name!r}"
-    checked = _record_fields(record)
-    if any(not policy.permits(host_of(value)) for _, value in checked):
-        # Only then ask the record's compose project (Docker) for its containers' addresses.
-        policy = TargetPolicy(policy.allowed | set(_record_stack_hosts(record)))
-    for key, value in checked:
-        policy.check_url(value, f"{what}: {key}")
 
 
 # --- the Locust processes -------------------------------------------------------------------------

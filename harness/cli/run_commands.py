@@ -25,8 +25,9 @@ from harness.cli.options import (
 )
 from harness.cli.output import console
 from harness.exit_codes import ExitCode
+from harness.faults.targets import check_record
 from harness.load.launch import WorkerArgs
-from harness.safety import check_record, run_policy
+from harness.safety import run_policy
 
 if TYPE_CHECKING:
     from harness.scenario import StackKind
@@ -104,13 +105,15 @@ def run_command(
     130 interrupted (after every fault was reverted).
     """
     # deferred: pydantic and the Toxiproxy client (requests), see the module docstring
-    from harness.engine import RunRequest, run
+    from harness.capacity import extensions_for
+    from harness.run.pipeline import run  # deferred: as above
+    from harness.run.preflight import resolve_scenario  # deferred: as above
+    from harness.run.request import RunRequest, ScenarioOverrides  # deferred: as above
 
+    chosen = resolve_scenario(scenario, ScenarioOverrides(workers, stack_kind, allow_targets))
     outcome = run(
+        chosen,
         RunRequest(
-            scenario=scenario,
-            workers=workers,
-            stack=stack_kind,
             compose_project=project,
             compose_file=compose_file,
             reports=reports,
@@ -119,8 +122,10 @@ def run_command(
             master_bind=master_bind,
             master_port=master_port,
             worker_timeout_s=worker_timeout,
-            allow_targets=allow_targets,
-        )
+            # A capacity staircase run by hand stops at its broken step, as in `harness capacity`.
+            extensions=extensions_for(chosen),
+            source=str(scenario),
+        ),
     )
     error = outcome.detail.get("error")
     click.echo(f"run {outcome.status}: {outcome.run_dir.root}" + (f" ({error})" if error else ""))
@@ -167,19 +172,13 @@ def gameday_command(
     `harness run`.
     """
     # deferred: pydantic and the Toxiproxy client (requests), see the module docstring
-    from harness.engine import RunRequest, run
+    from harness.gameday.runner import run_gameday
+    from harness.run.request import RunRequest, ScenarioOverrides  # deferred: as above
 
-    outcome = run(
-        RunRequest(
-            scenario=scenario,
-            workers=workers,
-            stack=stack_kind,
-            reports=reports,
-            state_dir=state_dir,
-            web_host=web_host,
-            web_port=web_port,
-            allow_targets=allow_targets,
-        )
+    outcome = run_gameday(
+        scenario,
+        RunRequest(reports=reports, state_dir=state_dir, web_host=web_host, web_port=web_port),
+        ScenarioOverrides(workers, stack_kind, allow_targets),
     )
     error = outcome.detail.get("error")
     click.echo(
@@ -300,7 +299,7 @@ def worker(master_host: str, master_port: int, locustfile: Path | None) -> NoRet
     exits when the run ends. This process becomes the worker (same PID, signals and exit code).
     """
     # deferred: pydantic and the Toxiproxy client (requests), see the module docstring
-    from harness.engine import exec_worker
+    from harness.run.children import exec_worker
 
     exec_worker(WorkerArgs(master_host, master_port, locustfile))
 

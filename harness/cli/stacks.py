@@ -3,9 +3,10 @@
 The stack commands (``up``, ``down``, ``status``) act on the local stack or a compose project,
 as ``--stack`` says; here their flags become a :class:`LocalStack` or a :class:`ComposeStack`,
 and the few things that differ by kind (what ``up`` and ``down`` report, ``--purge``) are
-decided. The commands that run a scenario hand their ``--stack`` to the run pipeline, which
-builds its own stack. When the stack registry (:mod:`harness.stack.registry`) builds these
-too, this module is the one to change.
+decided: these commands take flags (ports, the Toxiproxy flavour, ``--purge``) that only those
+two backends have. The commands that run a scenario hand their ``--stack`` to the run pipeline,
+which builds its stack through the stack registry (:mod:`harness.stack.registry`), so a new
+backend runs scenarios without any change here.
 """
 
 from __future__ import annotations
@@ -119,13 +120,11 @@ def _compose_stack(flags: StackFlags, **settings: Any) -> ComposeStack:
         ComposeStackConfig,
         ComposeTopology,
     )
+    from harness.stack.compose_config import topology_of  # deferred: as above
 
     project, compose_file = flags.project, flags.compose_file
     topology, env = ComposeTopology(), tuple(settings.pop("app_env", ()))
     if flags.scenario_file is not None:
-        # deferred: pydantic and the Toxiproxy client (requests), for --scenario alone
-        from harness.engine import compose_topology
-
         # deferred: pydantic (the scenario models), for --scenario alone
         from harness.scenario import load_scenario
 
@@ -134,7 +133,7 @@ def _compose_stack(flags: StackFlags, **settings: Any) -> ComposeStack:
             raise BadInputError(
                 f"{flags.scenario_file}: stack.kind: expected compose, got {stack.kind}"
             )
-        topology = compose_topology(stack)
+        topology = topology_of(stack)
         project = project or stack.project or ""
         compose_file = compose_file or stack.compose_file
         env = (*stack.env, *env)

@@ -86,7 +86,7 @@ def roll_back(
 
     ``stack``, when given, is used for every record instead of the one the record names.
     ``check`` may refuse a record before anything is rebuilt from it (by raising; it is then
-    reported and not reverted): ``harness.safety.check_record``, so that a crafted journal
+    reported and not reverted): ``harness.faults.targets.check_record``, so that a crafted journal
     cannot send requests to a host nobody allowed.
     ``InfrastructureError`` when a live run holds the journal.
     """

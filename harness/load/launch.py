@@ -51,11 +51,11 @@ class MasterArgs:
 
     run_dir: Path
     host: str
-    stack_kind: str = "local"
+    # JSON of the stack's reference (Stack.to_ref()): the master finds the stack again from it
+    # through the stack registry.
+    stack_ref: str = '{"kind": "local", "state_dir": ".harness"}'
     state_dir: Path | None = None
     toxiproxy_url: str = ""
-    # JSON of the stack's reference (ComposeStack.to_ref()) for stack kind compose.
-    stack_ref: str = ""
     workers: int = 0
     bind_host: str = "127.0.0.1"
     bind_port: int = 0
@@ -76,8 +76,8 @@ class MasterArgs:
             str(self.run_dir),
             "--host",
             self.host,
-            "--stack-kind",
-            self.stack_kind,
+            "--stack-ref",
+            self.stack_ref,
             "--workers",
             str(self.workers),
             "--bind-host",
@@ -91,8 +91,6 @@ class MasterArgs:
             out += ["--state-dir", str(self.state_dir)]
         if self.toxiproxy_url:
             out += ["--toxiproxy-url", self.toxiproxy_url]
-        if self.stack_ref:
-            out += ["--stack-ref", self.stack_ref]
         if self.web_host:
             out += ["--web-host", self.web_host, "--web-port", str(self.web_port)]
         for extension in self.extensions:
@@ -107,10 +105,9 @@ class MasterArgs:
         )
         parser.add_argument("--run-dir", type=Path, required=True)
         parser.add_argument("--host", required=True, help="the entry URL load is sent to")
-        parser.add_argument("--stack-kind", default="local")
         parser.add_argument("--state-dir", type=Path, default=None)
         parser.add_argument("--toxiproxy-url", default="")
-        parser.add_argument("--stack-ref", default="", help="JSON: the compose stack's reference")
+        parser.add_argument("--stack-ref", required=True, help="JSON: the stack's reference")
         parser.add_argument("--workers", type=int, default=0, help="0: no workers, run locally")
         parser.add_argument("--bind-host", default="127.0.0.1")
         parser.add_argument("--bind-port", type=int, default=0, help="0: any free port")
@@ -127,7 +124,6 @@ class MasterArgs:
         return cls(
             run_dir=ns.run_dir,
             host=ns.host,
-            stack_kind=ns.stack_kind,
             state_dir=ns.state_dir,
             toxiproxy_url=ns.toxiproxy_url,
             stack_ref=ns.stack_ref,

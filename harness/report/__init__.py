@@ -13,19 +13,18 @@
     terminal  the verdict table at the end of a run (Rich on a TTY, plain text otherwise)
 
 :func:`write_reports` writes the three files of a judged run; :func:`rebuild` judges a stored run
-again (when :mod:`harness.verdict` is there) and writes them, for ``harness report``.
+again with :mod:`harness.verdict` and writes them, for ``harness report``.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
-from harness.errors import BadInputError, InfrastructureError
+from harness import verdict
+from harness.errors import BadInputError, HarnessError, InfrastructureError
 from harness.record import RunDir, RunStatus
 from harness.report.data import RunReport, collect
 from harness.report.model import JudgementLike, Outcome, Unjudged
@@ -36,6 +35,7 @@ __all__ = [
     "Outcome",
     "ReportPaths",
     "RunReport",
+    "judge_run",
     "judge_stored",
     "rebuild",
     "write_report",
@@ -69,12 +69,13 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def write_report(run_dir: RunDir, report: RunReport) -> ReportPaths:
     """Render ``report`` and write summary.json, junit.xml and report.html into ``run_dir``."""
-    # Imported here: matplotlib and Jinja2 cost a second of start-up that `harness run` should
-    # pay only once the run is over.
+    # matplotlib and Jinja2 cost a second of start-up that `harness run` should pay only once
+    # the run is over (html, plots; junit and summary go with them).
+    # deferred: Jinja2
     from harness.report.html import render_html
-    from harness.report.junit import render_junit
-    from harness.report.plots import render_all
-    from harness.report.summary import render_summary
+    from harness.report.junit import render_junit  # deferred: see above
+    from harness.report.plots import render_all  # deferred: see above
+    from harness.report.summary import render_summary  # deferred: see above
 
     paths = ReportPaths(run_dir.summary_json, run_dir.junit_xml, run_dir.report_html)
     _write_atomically(paths.summary_json, render_summary(report).encode("utf-8"))
@@ -98,49 +99,47 @@ def write_reports(
     return write_report(run_dir, collect(run_dir, judgement, notes=notes, step=step))
 
 
-def _unjudged(status: RunStatus, *, passed: bool) -> Unjudged:
-    return Unjudged(
-        passed=passed,
-        aborted=status is RunStatus.ABORTED,
-        incomplete=status in (RunStatus.RUNNING, RunStatus.CRASHED, RunStatus.INTERRUPTED),
-    )
+def judge_run(run_dir: RunDir, scenario: Scenario) -> tuple[JudgementLike, tuple[str, ...]]:
+    """The verdict on a recorded run (:func:`harness.verdict.judge`), and the notes its report
+    must carry.
+
+    Never raises: a verdict that cannot be reached (the store unreadable, a bug) is a judgement
+    with nothing judged that does not pass, and a note saying why, so a broken verdict can
+    neither turn a gate green nor pass for an SLO that failed.
+    """
+    try:
+        return verdict.judge(run_dir, scenario), ()
+    except Exception as exc:  # a report of what was recorded beats no report at all
+        return _unjudged(run_dir), (
+            f"SLOs not judged: the verdict failed: {type(exc).__name__}: {exc}",
+        )
 
 
 def judge_stored(run_dir: RunDir) -> tuple[JudgementLike, tuple[str, ...]]:
-    """Judge a stored run with ``harness.verdict.judge(run_dir, scenario)``, and the notes the
-    report must carry. Never raises for a missing or failing verdict: the report then says the
-    SLOs were not judged, and why.
-
-    A missing verdict module counts as "nothing failed" (so a checkout without it can still make
-    reports); a verdict that is there but fails does not, so it cannot turn a CI gate green.
-    """
-    status = run_dir.status
+    """:func:`judge_run` with the scenario the run stored (``harness report``); a run that
+    stored none, or one that cannot be read, is not judged and does not pass."""
     raw = run_dir.meta.get("scenario")
     if not isinstance(raw, dict):
-        return _unjudged(status, passed=False), (
+        return _unjudged(run_dir), (
             "SLOs not judged: the run stored no scenario (it ended before the load started)",
         )
     try:
         scenario = Scenario.from_dict(raw)
     except BadInputError as exc:
-        return _unjudged(status, passed=False), (
-            f"SLOs not judged: the stored scenario cannot be read: {exc}",
-        )
+        return _unjudged(run_dir), (f"SLOs not judged: the stored scenario cannot be read: {exc}",)
+    return judge_run(run_dir, scenario)
+
+
+def _unjudged(run_dir: RunDir) -> Unjudged:
     try:
-        # By name, not an import statement: the module may not exist yet in this checkout, and
-        # mypy would then refuse the import.
-        verdict = importlib.import_module("harness.verdict")
-        judge = cast(Callable[[RunDir, Scenario], JudgementLike], verdict.judge)
-    except (ImportError, AttributeError) as exc:
-        return _unjudged(status, passed=True), (
-            f"SLOs not judged: the verdict module is not available ({exc})",
-        )
-    try:
-        return judge(run_dir, scenario), ()
-    except Exception as exc:  # a report of what was recorded beats no report at all
-        return _unjudged(status, passed=False), (
-            f"SLOs not judged: the verdict failed: {type(exc).__name__}: {exc}",
-        )
+        status = run_dir.status
+    except HarnessError:
+        status = RunStatus.CRASHED
+    return Unjudged(
+        passed=False,
+        aborted=status is RunStatus.ABORTED,
+        incomplete=status in (RunStatus.RUNNING, RunStatus.CRASHED, RunStatus.INTERRUPTED),
+    )
 
 
 def rebuild(path: Path, *, step: float = 1.0) -> tuple[RunReport, ReportPaths]:

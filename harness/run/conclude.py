@@ -11,37 +11,15 @@ from dataclasses import replace
 
 from rich.console import Console
 
-from harness import verdict
 from harness.errors import HarnessError
 from harness.exit_codes import ExitCode
-from harness.record import RunDir, RunStatus
-from harness.report import write_report
+from harness.report import judge_run, write_report
 from harness.report.data import collect
-from harness.report.model import JudgementLike, Unjudged
 from harness.report.terminal import show
 from harness.run.request import RunOutcome
 from harness.scenario import Scenario
 
-__all__ = ["conclude", "judge"]
-
-
-def judge(run_dir: RunDir, scenario: Scenario) -> tuple[JudgementLike, tuple[str, ...]]:
-    """The verdict on a recorded run, and the notes its report must carry.
-
-    Never raises: a verdict that cannot be reached (the store unreadable, a bug) is a judgement
-    with nothing judged that does not pass, and a note saying why; :func:`conclude` then exits 3,
-    so a broken verdict can neither turn a gate green nor pass for an SLO that failed.
-    """
-    try:
-        return verdict.judge(run_dir, scenario), ()
-    except Exception as exc:  # a report of what was recorded beats no report at all
-        status = _status_or_crashed(run_dir)
-        unjudged = Unjudged(
-            passed=False,
-            aborted=status is RunStatus.ABORTED,
-            incomplete=status is not RunStatus.COMPLETED and status is not RunStatus.ABORTED,
-        )
-        return unjudged, (f"SLOs not judged: the verdict failed: {type(exc).__name__}: {exc}",)
+__all__ = ["conclude"]
 
 
 def conclude(
@@ -55,7 +33,7 @@ def conclude(
     the verdict decides. Every run directory gets its report, also an aborted, interrupted or
     crashed run's (marked so): what was recorded is worth reading."""
     run_dir = outcome.run_dir
-    judgement, notes = judge(run_dir, scenario)
+    judgement, notes = judge_run(run_dir, scenario)
     try:
         report = collect(run_dir, judgement, notes=notes)
         paths = write_report(run_dir, report)
@@ -71,13 +49,6 @@ def conclude(
         # A completed run: the SLOs decide (0 or 1); a verdict that could not be reached is 3.
         code = ExitCode.INFRASTRUCTURE if notes else report.exit_code
     return replace(outcome, exit_code=code, report=paths.report_html)
-
-
-def _status_or_crashed(run_dir: RunDir) -> RunStatus:
-    try:
-        return run_dir.status
-    except HarnessError:
-        return RunStatus.CRASHED
 
 
 def _console() -> Console:

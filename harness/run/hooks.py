@@ -89,8 +89,8 @@ class MasterRun:
     scenario: Scenario
     timeline: Timeline
     """The fault timeline (``harness.faults.FaultTimeline`` when the scenario has faults)."""
-    stack: Stack | None
-    """The stack the faults act on; None for an external one."""
+    stack: Stack
+    """The stack the faults act on."""
     info: StackInfo
     run_dir: RunDir
     args: MasterArgs
@@ -129,6 +129,10 @@ def load_extensions(names: Iterable[str]) -> MasterHooks:
     ``attach``, is an ``InfrastructureError`` (a packaging mistake, never a silent skip)."""
     hooks = MasterHooks()
     for name in names:
+        # Only the harness's own modules: the master's command line must not become a way to
+        # import (run) any code on the machine.
+        if not name.startswith("harness.") or not all(p.isidentifier() for p in name.split(".")):
+            raise InfrastructureError(f"run extension {name!r}: not a module of the harness")
         try:
             module = importlib.import_module(name)
         except ImportError as exc:

@@ -28,7 +28,6 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import gevent  # type: ignore[import-untyped]  # gevent ships no type information
 from locust.user import User
@@ -43,8 +42,8 @@ from harness.load.plugin import RunResult
 from harness.load.timeline import NoFaults, Timeline
 from harness.record import RunDir, RunStatus, RunWriter
 from harness.run.hooks import LoadStarted, MasterHooks, MasterRun, load_extensions
-from harness.run.stackup import fault_journal_dir, master_stack
-from harness.safety import guard_sockets, run_policy, stack_hosts
+from harness.run.stackup import master_stack
+from harness.safety import guard_sockets, run_policy
 from harness.scenario import Scenario
 from harness.stack.base import Stack, StackInfo
 from harness.verdict.guards import GuardEvaluator
@@ -70,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # reads, and a bad guard must stop it before any load, not halfway.
         guards = GuardEvaluator(scenario.guards)
         stack, info = master_stack(args)
-        started.extend(stack_hosts(info))
+        started.extend(info.hosts())
         hooks = load_extensions(args.extensions)
     except HarnessError as exc:
         print(f"harness master: {exc}", file=sys.stderr)
@@ -98,7 +97,7 @@ def _run(
     scenario: Scenario,
     user_classes: list[type[User]],
     guards: GuardEvaluator,
-    stack: Stack | None,
+    stack: Stack,
     info: StackInfo,
     hooks: MasterHooks,
     signals: MasterSignals,
@@ -108,7 +107,7 @@ def _run(
     writer.set_meta("workers", args.workers)
     record_clients(writer, user_classes)
     with contextlib.ExitStack() as cleanup:
-        timeline = build_timeline(scenario, stack, info, writer, cleanup, args.state_dir)
+        timeline = build_timeline(scenario, stack, info, writer, cleanup)
         locust_master = LocustMaster.create(
             args,
             scenario=scenario,
@@ -162,20 +161,19 @@ def read_scenario(run: RunDir) -> Scenario:
 
 def build_timeline(
     scenario: Scenario,
-    stack: Stack | None,
+    stack: Stack,
     info: StackInfo,
     writer: RunWriter,
     cleanup: contextlib.ExitStack,
-    state_dir: Path | None = None,
 ) -> Timeline:
-    """The scenario's fault timeline on the run's clock, its journal held open (the lock) until
-    ``cleanup`` closes; every journal step also becomes a ``fault_*`` event in the run store.
-    The journal is in the local stack's state directory, else in ``state_dir`` (compose).
-    Catalogue faults (without ``at``) are not scheduled: a game day injects them by hand."""
+    """The scenario's fault timeline on the run's clock, its journal (in the stack's
+    ``journal_dir``) held open (the lock) until ``cleanup`` closes; every journal step also
+    becomes a ``fault_*`` event in the run store. Catalogue faults (without ``at``) are not
+    scheduled: a game day injects them by hand."""
     if not scenario.faults:
         return NoFaults()
-    journal_dir = fault_journal_dir(stack, state_dir)
-    if stack is None or journal_dir is None:
+    journal_dir = stack.journal_dir
+    if journal_dir is None:
         raise BadInputError(
             f"scenario {scenario.name!r}: faults need a stack the harness runs (local or "
             "compose) and its state directory for the fault journal"

@@ -53,7 +53,7 @@ from harness.run.preflight import (
 from harness.run.request import RunOutcome, RunRequest, ScenarioOverrides
 from harness.run.settle import settle
 from harness.run.signals import Signals
-from harness.run.stackup import RunStack, check_faults_supported, stack_up
+from harness.run.stackup import RunStack, check_faults_supported, scenario_stack, stack_up
 from harness.safety import run_policy
 from harness.scenario import Scenario
 
@@ -77,10 +77,11 @@ def run(
     request = request or RunRequest()
     tell = say or _stderr
     check_scenario(scenario, source_of(scenario, request))
-    check_faults_supported(scenario)
+    chosen = scenario_stack(scenario, request)
+    check_faults_supported(scenario, chosen)
     check_catalogue_faults(scenario, request)
     with Signals() as signals:
-        stack = stack_up(scenario, request, tell)
+        stack = stack_up(chosen, scenario, tell)
         entry_url = scenario.stack.entry_url or stack.info.entry_url
         if scenario.stack.entry_url:  # not the stack the harness started: the scenario's word
             run_policy(scenario.allow_targets).check_url(entry_url, "the load's entry URL")
@@ -115,7 +116,7 @@ def run(
             run_dir,
             master_rc,
             interrupted=bool(signals.received),
-            state_dir=stack.state_dir,
+            state_dir=stack.journal_dir,
             tell=tell,
         )
         # Every fault is reverted by now (or the run says it is not): read the checks again,
@@ -156,9 +157,7 @@ def _master_args(
     return MasterArgs(
         run_dir=run_dir.root.absolute(),
         host=entry_url,
-        stack_kind=stack.kind,
-        # The fault journal lives in the state directory for every stack the harness runs.
-        state_dir=stack.state_dir.absolute() if stack.state_dir is not None else None,
+        state_dir=request.state_dir.absolute(),
         stack_ref=stack.ref,
         toxiproxy_url=scenario.stack.toxiproxy_url or "",
         workers=scenario.load.workers + request.remote_workers,

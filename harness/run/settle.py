@@ -14,9 +14,10 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.exit_codes import ExitCode
 from harness.faults import Journal, roll_back, run_store_listener
+from harness.faults.targets import check_record
 from harness.record import RunDir, RunStatus, RunWriter
 from harness.run.request import RunOutcome
-from harness.safety import check_record, run_policy
+from harness.safety import run_policy
 
 __all__ = ["rollback_faults", "settle"]
 

@@ -198,9 +198,9 @@ class Stack(Protocol):
     reused: bool
 
     @property
-    def journal_dir(self) -> Path:
+    def journal_dir(self) -> Path | None:
         """The directory whose fault journal records the faults injected into this stack, so
-        that ``harness rollback --state-dir`` finds them."""
+        that ``harness rollback --state-dir`` finds them; None: the stack takes no faults."""
         ...
 
     def to_ref(self) -> dict[str, Any]:

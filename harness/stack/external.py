@@ -3,8 +3,7 @@
 ``entry_url`` is where load goes; ``toxiproxy_url``, when given, is the user's own Toxiproxy,
 whose proxies are the links faults may act on. The harness starts and stops nothing here:
 ``up`` and ``bring_up`` only describe the stack, ``down`` does nothing, and instance faults
-(kill, pause, restart) have no instances to act on. The fault journal of a run against it is
-kept in the harness's state directory like any other, so ``harness rollback`` finds it.
+(kill, pause, restart) have no instances to act on, and the harness journals no fault on it.
 """
 
 from __future__ import annotations
@@ -50,8 +49,9 @@ class ExternalStack:
         return {"kind": self.kind, "entry_url": self.entry_url, "toxiproxy_url": self.toxiproxy_url}
 
     @property
-    def journal_dir(self) -> Path:
-        return self._state_dir
+    def journal_dir(self) -> Path | None:
+        # None: faults on a stack the harness did not start are not journaled here (yet).
+        return None
 
     def owns_host(self, host: str) -> bool:
         return host in self.info().hosts()

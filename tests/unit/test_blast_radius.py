@@ -24,22 +24,23 @@ import psutil
 import pytest
 import yaml
 
-from harness import engine
 from harness.cli import cli, main
-from harness.engine import RunRequest, resolve_scenario
 from harness.errors import BadInputError
 from harness.faults import Journal
 from harness.faults.maintenance import MaintenanceMode
+from harness.faults.targets import check_record
 from harness.faults.toxic import AddToxics, ToxicSpec
 from harness.load.launch import MasterArgs, WorkerArgs
 from harness.proxy.client import ToxiproxyClient
 from harness.proxy.launcher import free_port, running_toxiproxy
+from harness.run import preflight
+from harness.run.preflight import resolve_scenario
+from harness.run.request import ScenarioOverrides
 from harness.safety import (
     ALLOW_TARGETS_ENV,
     TargetPolicy,
     TargetRefused,
     check_dsn,
-    check_record,
     dsn_hosts,
     hosts_from_env,
     normalize_host,
@@ -144,23 +145,24 @@ def test_a_run_aimed_at_a_host_nobody_allowed_stops_before_anything_starts(
 def test_allow_target_and_its_variable_reach_the_run_and_the_scenario(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    asked: list[RunRequest] = []
+    asked: list[ScenarioOverrides] = []
 
-    def fake_run(request: RunRequest) -> Any:
-        asked.append(request)
+    def fake_resolve(path: Path, overrides: ScenarioOverrides) -> Any:
+        asked.append(overrides)
         raise BadInputError("stop here")  # nothing is run: the request is what is checked
 
-    monkeypatch.setattr(engine, "run", fake_run)
+    monkeypatch.setattr(preflight, "resolve_scenario", fake_resolve)
     monkeypatch.setenv(ALLOW_TARGETS_ENV, f"{ELSEWHERE},staging.example.com")
     path = _external(tmp_path)
     assert main(["run", str(path), "--allow-target", ELSEWHERE_TOO]) == 2
     assert asked[-1].allow_targets == (ELSEWHERE_TOO,)  # the flag wins over the variable
     assert main(["run", str(path)]) == 2
     assert asked[-1].allow_targets == (ELSEWHERE, "staging.example.com")
-    scenario = resolve_scenario(asked[-1])  # the scenario names no allowed host itself
+    monkeypatch.setattr(preflight, "resolve_scenario", resolve_scenario)
+    scenario = resolve_scenario(path, asked[-1])  # the scenario names no allowed host itself
     assert scenario.allow_targets == (ELSEWHERE, "staging.example.com")
     with pytest.raises(BadInputError, match=f'host "{ELSEWHERE}" is not loopback'):
-        resolve_scenario(RunRequest(path, allow_targets=(ELSEWHERE_TOO,)))
+        resolve_scenario(path, ScenarioOverrides(allow_targets=(ELSEWHERE_TOO,)))
 
 
 def test_a_scenarios_own_allow_targets_are_kept_beside_the_flags(tmp_path: Path) -> None:

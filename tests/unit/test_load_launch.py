@@ -22,7 +22,7 @@ def test_master_arguments_survive_their_command_line(tmp_path: Path) -> None:
     args = MasterArgs(
         run_dir=tmp_path / "run",
         host="http://127.0.0.1:8080",
-        stack_kind="local",
+        stack_ref='{"kind": "local", "state_dir": "/tmp/state"}',
         state_dir=tmp_path / "state",
         toxiproxy_url="http://127.0.0.1:8474",
         workers=3,
@@ -36,7 +36,11 @@ def test_master_arguments_survive_their_command_line(tmp_path: Path) -> None:
 
 
 def test_master_arguments_leave_out_what_was_not_given(tmp_path: Path) -> None:
-    args = MasterArgs(run_dir=tmp_path, host="http://127.0.0.1:1", stack_kind="external")
+    args = MasterArgs(
+        run_dir=tmp_path,
+        host="http://127.0.0.1:1",
+        stack_ref='{"kind": "external", "entry_url": "http://127.0.0.1:1"}',
+    )
     argv = args.argv()
     assert "--state-dir" not in argv
     assert "--toxiproxy-url" not in argv

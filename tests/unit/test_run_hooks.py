@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
+import types
 from pathlib import Path
 from typing import Any
 
@@ -52,36 +52,32 @@ def test_a_listener_that_fails_stops_the_firing_and_its_error_reaches_the_caller
 
 
 def test_an_extension_attaches_to_the_hooks_by_its_module_name(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    (tmp_path / "my_extension.py").write_text(
-        textwrap.dedent(
-            """\
-            heard = []
-
-            def attach(hooks):
-                hooks.master_ready.add_listener(heard.append)
-            """
-        )
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    hooks = load_extensions(["my_extension"])
+    extension = types.ModuleType("harness.fake_extension")
+    heard: list[object] = []
+    extension.attach = lambda hooks: hooks.master_ready.add_listener(heard.append)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "harness.fake_extension", extension)
+    hooks = load_extensions(["harness.fake_extension"])
     assert isinstance(hooks, MasterHooks)
     hooks.master_ready.fire("ready")  # type: ignore[arg-type]  # any event will do here
-    import my_extension  # type: ignore[import-not-found]
-
-    assert my_extension.heard == ["ready"]
+    assert heard == ["ready"]
 
 
 def test_an_extension_that_cannot_be_loaded_is_an_infrastructure_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with pytest.raises(InfrastructureError, match="'harness_no_such' cannot be loaded"):
-        load_extensions(["harness_no_such"])
-    (tmp_path / "no_attach.py").write_text("x = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(InfrastructureError, match=r"'no_attach' has no attach\(hooks\)"):
-        load_extensions(["no_attach"])
+    with pytest.raises(InfrastructureError, match=r"'harness\.no_such' cannot be loaded"):
+        load_extensions(["harness.no_such"])
+    monkeypatch.setitem(sys.modules, "harness.no_attach", types.ModuleType("harness.no_attach"))
+    with pytest.raises(InfrastructureError, match=r"'harness.no_attach' has no attach\(hooks\)"):
+        load_extensions(["harness.no_attach"])
+
+
+@pytest.mark.parametrize("name", ["os", "my_extension", "harness.", "harness.x;y", "harnessx.y"])
+def test_only_the_harnesss_own_modules_can_be_extensions(name: str) -> None:
+    with pytest.raises(InfrastructureError, match="not a module of the harness"):
+        load_extensions([name])
 
 
 SCENARIO = """\

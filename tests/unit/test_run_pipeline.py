@@ -20,10 +20,10 @@ from harness.record import EventKind, RunDir, RunStatus
 from harness.record.buckets import Bucket
 from harness.run.conclude import conclude
 from harness.run.preflight import check_scenario, resolve_scenario
-from harness.run.request import RunOutcome, ScenarioOverrides
+from harness.run.request import RunOutcome, RunRequest, ScenarioOverrides
 from harness.run.settle import rollback_faults, settle
 from harness.run.signals import Signals
-from harness.run.stackup import check_faults_supported
+from harness.run.stackup import check_faults_supported, scenario_stack
 from harness.scenario import Scenario
 
 pytestmark = pytest.mark.unit
@@ -69,8 +69,10 @@ def test_faults_on_a_stack_the_harness_does_not_run_are_refused_up_front(tmp_pat
             """
         ),
     )
+    scenario = resolve_scenario(path)
+    stack = scenario_stack(scenario, RunRequest(state_dir=tmp_path))
     with pytest.raises(BadInputError, match="faults need a stack the harness runs"):
-        check_faults_supported(resolve_scenario(path))
+        check_faults_supported(scenario, stack)
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,7 @@ def test_an_external_section_starts_nothing_and_describes_its_urls(tmp_path: Pat
     info = stack.bring_up(lines.append)
     assert (info.entry_url, info.toxiproxy_url) == ("http://127.0.0.1:9/", "http://127.0.0.1:8/")
     assert stack.reused
+    assert stack.journal_dir is None  # it takes no faults (yet)
     assert not stack.status().exists
     stack.down()  # never stops what it did not start
     with pytest.raises(BadInputError, match="no instances the harness controls"):
