@@ -26,7 +26,8 @@ from harness.record.buckets import (
 )
 from harness.record.events import Event, EventKind, EventSink
 from harness.record.histogram import Histogram
-from harness.record.store import NAMES_META, RunDir, RunStatus, RunWriter
+from harness.record.schema import NAMES_META, RunStatus
+from harness.record.store import RunDir, RunWriter
 
 __all__ = [
     "BUCKETS_PER_SECOND",

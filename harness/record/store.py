@@ -31,7 +31,6 @@ died: :attr:`RunDir.status` reports it as ``crashed``.
 from __future__ import annotations
 
 import contextlib
-import enum
 import fcntl
 import json
 import os
@@ -47,56 +46,23 @@ from harness import __version__
 from harness.errors import BadInputError, HarnessError, InfrastructureError
 from harness.record.buckets import AttemptRecord, Bucket, BucketFormatError, merge_all
 from harness.record.events import Event, EventKind
-
-DB_FILE: Final = "run.sqlite"
-LOCK_FILE: Final = "writer.lock"
-STORE_FORMAT: Final = 1  # PRAGMA user_version of a run store this code writes and reads
-NAMES_META: Final = "request_names"  # meta key: responses per Locust request name, per worker
-BUSY_TIMEOUT_MS: Final = 5000  # a reader may meet the writer's checkpoint; wait, don't fail
-
-_SCHEMA: Final = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
-CREATE TABLE events (
-    id INTEGER PRIMARY KEY, t REAL NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
-    detail TEXT NOT NULL
-) STRICT;
-CREATE TABLE buckets (idx INTEGER PRIMARY KEY, data TEXT NOT NULL) STRICT;
--- ANY keeps a logical_id an int or a str as it was given (a TEXT column would turn 7 into '7').
-CREATE TABLE attempts (
-    logical_id ANY NOT NULL, attempt INTEGER NOT NULL, t REAL NOT NULL, status INTEGER NOT NULL,
-    latency REAL NOT NULL, retry_after_followed REAL
-) STRICT;
-"""
-
-# The merge happens inside SQLite's upsert, so a batch of buckets is one executemany.
-_UPSERT_BUCKET: Final = """
-INSERT INTO buckets (idx, data) VALUES (?, ?)
-ON CONFLICT (idx) DO UPDATE SET data = harness_merge_bucket(data, excluded.data)
-"""
+from harness.record.schema import (
+    BUSY_TIMEOUT_MS,
+    DB_FILE,
+    LOCK_FILE,
+    SCHEMA,
+    STORE_FORMAT,
+    UPSERT_BUCKET,
+    RunStatus,
+    dumps,
+    encode,
+    merge_bucket_sql,
+    wrapped,
+)
 
 _TIMESTAMP: Final = "%Y%m%dT%H%M%SZ"
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_SAME_SECOND: Final = 1000
-
-
-class RunStatus(enum.StrEnum):
-    RUNNING = "running"
-    COMPLETED = "completed"
-    ABORTED = "aborted"  # stopped by a guard
-    INTERRUPTED = "interrupted"  # SIGINT / SIGTERM, after the faults were reverted
-    CRASHED = "crashed"
-
-
-def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
-
-
-def _merge_bucket_sql(stored: str, incoming: str) -> str:
-    # Both sides are known good: stored rows were validated on their way in, and so was the
-    # incoming part (merge_all in upsert_buckets), so this cannot raise on our own data.
-    merged = Bucket.from_dict(json.loads(stored))
-    merged.merge(Bucket.from_dict(json.loads(incoming)))
-    return _dumps(merged.to_dict())
 
 
 def _slug(scenario_name: str) -> str:
@@ -179,7 +145,7 @@ class RunDir:
         return run
 
     def _initialize(self, scenario_name: str, started_at: float) -> None:
-        with _wrapped(self.database, "cannot initialize the store"):
+        with wrapped(self.database, "cannot initialize the store"):
             conn = sqlite3.connect(self.database, isolation_level=None)
             try:
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -190,7 +156,7 @@ class RunDir:
                 # One transaction for schema and meta: a store either is a run store or is empty.
                 # (Not executescript(): it commits whatever transaction is open first.)
                 conn.execute("BEGIN IMMEDIATE")
-                for statement in _SCHEMA.split(";"):
+                for statement in SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 meta = {
@@ -202,7 +168,7 @@ class RunDir:
                 }
                 conn.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [(k, _dumps(v)) for k, v in meta.items()],
+                    [(k, dumps(v)) for k, v in meta.items()],
                 )
                 conn.execute(
                     "INSERT INTO events (t, kind, name, detail) VALUES (?, ?, ?, ?)",
@@ -242,7 +208,7 @@ class RunDir:
     def _reader(self) -> Iterator[sqlite3.Connection]:
         # mode=rw: a reader must never create an empty store where a run should be.
         uri = self.database.absolute().as_uri() + "?mode=rw"
-        with _wrapped(self.database, "cannot read the store"):
+        with wrapped(self.database, "cannot read the store"):
             conn = sqlite3.connect(uri, uri=True, isolation_level=None)
             try:
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -348,7 +314,7 @@ class RunWriter:
             ) from None
         conn: sqlite3.Connection | None = None
         try:
-            with _wrapped(db, "cannot open the store for writing"):
+            with wrapped(db, "cannot open the store for writing"):
                 if not db.is_file():  # connect() would create an empty one
                     raise InfrastructureError(f"run store {db}: missing")
                 conn = sqlite3.connect(db, isolation_level=None)
@@ -357,7 +323,7 @@ class RunWriter:
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 conn.create_function(
-                    "harness_merge_bucket", 2, _merge_bucket_sql, deterministic=True
+                    "harness_merge_bucket", 2, merge_bucket_sql, deterministic=True
                 )
         except BaseException:
             if conn is not None:
@@ -408,7 +374,7 @@ class RunWriter:
         if self._lock_fd < 0:
             raise InfrastructureError(f"run store {self.run.database}: {action}: writer is closed")
         conn = self._conn
-        with _wrapped(self.run.database, action):
+        with wrapped(self.run.database, action):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -423,7 +389,7 @@ class RunWriter:
 
     def set_meta(self, key: str, value: object) -> None:
         """Set one meta value (any JSON value)."""
-        encoded = _encode(self.run.database, f"meta {key!r}", value)
+        encoded = encode(self.run.database, f"meta {key!r}", value)
         with self._transaction(f"cannot write meta {key!r}") as conn:
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -445,7 +411,7 @@ class RunWriter:
     ) -> int:
         """Append an event (``t`` defaults to now) and return its id."""
         kind = EventKind(kind)  # ValueError on a kind the verdict would not know
-        encoded = _encode(self.run.database, f"event {kind} {name!r}", dict(detail or {}))
+        encoded = encode(self.run.database, f"event {kind} {name!r}", dict(detail or {}))
         when = self._clock() if t is None else t
         with self._transaction(f"cannot write event {kind} {name!r}") as conn:
             cursor = conn.execute(
@@ -468,7 +434,7 @@ class RunWriter:
                 f"run store {self.run.database}: refusing a bad bucket: {exc}"
             ) from None
         with self._transaction(f"cannot write {len(merged)} buckets") as conn:
-            conn.executemany(_UPSERT_BUCKET, [(b["idx"], _dumps(b)) for b in merged])
+            conn.executemany(UPSERT_BUCKET, [(b["idx"], dumps(b)) for b in merged])
         return len(merged)
 
     def add_attempts(self, rows: Iterable[AttemptRecord | Sequence[Any]]) -> int:
@@ -502,35 +468,17 @@ class RunWriter:
         if self._finished is not None:
             raise RuntimeError(f"run already finished as {self._finished}")
         when = self._clock() if t is None else t
-        end_detail = _encode(
+        end_detail = encode(
             self.run.database, "run_end", {"status": status.value, **(detail or {})}
         )
         with self._transaction(f"cannot record the end of the run ({status})") as conn:
             conn.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [("ended_at", _dumps(when)), ("status", _dumps(status.value))],
+                [("ended_at", dumps(when)), ("status", dumps(status.value))],
             )
             conn.execute(
                 "INSERT INTO events (t, kind, name, detail) VALUES (?, ?, ?, ?)",
                 (when, EventKind.RUN_END.value, status.value, end_detail),
             )
         self._finished = status
-
-
-def _encode(db: Path, what: str, value: object) -> str:
-    try:
-        return _dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise InfrastructureError(f"run store {db}: {what} is not JSON: {exc}") from None
-
-
-@contextlib.contextmanager
-def _wrapped(db: Path, action: str) -> Iterator[None]:
-    """sqlite3 and OS errors as InfrastructureError, with a one-line message naming the store."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise InfrastructureError(f"run store {db}: {action}: {exc}") from None
-    except OSError as exc:
-        raise InfrastructureError(f"run store {db}: {action}: {exc.strerror or exc}") from None

@@ -31,7 +31,6 @@ __all__ = [
     "arrival_rate",
     "compose_project",
     "identifier",
-    "is_loopback",
     "text",
     "unique",
 ]
@@ -76,16 +75,6 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` (and its subdomains) and loopback addresses."""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _url(value: object) -> str:

@@ -11,10 +11,10 @@ from pydantic import Field, model_validator
 
 from harness.durations import format_duration
 from harness.fields import FieldModel, Name, did_you_mean, invalid, show
-from harness.safety import dsn_hosts
+from harness.safety import dsn_hosts, is_loopback
 from harness.scenario.checks import Guard, PostCheck, Slo
 from harness.scenario.faults import AnyFault
-from harness.scenario.fields import Hostname, is_loopback, unique
+from harness.scenario.fields import Hostname, unique
 from harness.scenario.load import Capacity, Load, Phase
 from harness.scenario.messages import validate
 from harness.scenario.stack import Stack, local_target_problem

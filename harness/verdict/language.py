@@ -43,14 +43,20 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterator
 from typing import Final, NoReturn, cast
 
-from lark import Lark, Token, Tree
-from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark import Token, Tree
 
 from harness.durations import DurationError, parse_duration
-from harness.errors import BadInputError
+from harness.verdict.grammar import (
+    MAX_LENGTH,
+    as_token,
+    as_tree,
+    error_at,
+    only_tree,
+    parse_tree,
+    position,
+)
 from harness.verdict.model import (
     AllOf,
     AnyOf,
@@ -83,44 +89,6 @@ from harness.verdict.units import DURATION_UNITS
 
 __all__ = ["MAX_LENGTH", "METRIC_NAMES", "parse_guard", "parse_slo"]
 
-# An SLO is one line of a scenario; a cap keeps a pathological string (thousands of nested
-# parentheses) from costing time or recursion depth anywhere downstream.
-MAX_LENGTH: Final = 400
-
-_GRAMMAR: Final = r"""
-slo: metric window? CMP (QUANTITY | metric) window?
-guard: "abort" "if" metric CMP QUANTITY "for" QUANTITY
-
-metric: METRIC ("(" arg ("," arg)* ")")?
-?arg: pred                  -> arg_pred
-    | "where" pred          -> arg_where
-    | "baseline" NAME       -> arg_baseline
-    | NAME                  -> arg_name
-
-pred: conj ("or" conj)*
-conj: atom ("and" atom)*
-?atom: "status" CMP CODE    -> status_test
-     | "name" CMP STRING    -> name_test
-     | "(" pred ")"
-
-window: "during" kind? NAME ("+" QUANTITY)?
-!kind: "phase" | "fault"
-
-CMP: "==" | "!=" | "<=" | ">=" | "<" | ">"
-METRIC: /[A-Za-z][A-Za-z0-9_]*(\.[0-9]+)?/
-CODE.2: /[0-9]{1,3}(?![0-9A-Za-z])|[1-5]xx/
-NAME: /[A-Za-z0-9][A-Za-z0-9._-]*/
-STRING: /"[^"\\\n]{1,200}"/
-QUANTITY: /([0-9]+(\.[0-9]*)?|\.[0-9]+)([A-Za-z%][A-Za-z0-9.%]*)?/
-
-%import common.WS
-%ignore WS
-"""
-
-# LALR with lark's contextual lexer: a token is only lexed as what the parser can take at that
-# point, so a fault named "kill-app-1" is never read as a number or a metric.
-_PARSER: Final = Lark(_GRAMMAR, start=["slo", "guard"], parser="lalr", maybe_placeholders=False)
-
 _PLAIN_METRICS: Final[dict[str, Metric]] = {
     "availability": Availability(),
     "retry_amplification": RetryAmplification(),
@@ -146,100 +114,20 @@ _CHECK_STAGES: Final = ("before", "after", "delta")
 _PERCENTILE: Final = re.compile(r"p([0-9]+(?:\.[0-9]+)?)")
 _QUANTITY: Final = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(.*)", re.DOTALL)
 
-# Lark's terminal names, as a person would call them.
-_EXPECTED: Final = {
-    "QUANTITY": "a number",
-    "METRIC": "a metric",
-    "CMP": "a comparison (==, !=, <, <=, >, >=)",
-    "CODE": "a status code or class (503, 5xx)",
-    "NAME": "a name",
-    "STRING": 'a quoted request name like "/checkout"',
-    "$END": "the end",
-}
-
-
 # --- entry points ------------------------------------------------------------------------------
 
 
 def parse_slo(text: str, *, name: str | None = None, where: str = "slo") -> SloExpr:
     """Parse one SLO. ``where`` starts every error message (``slos[2]``); ``name`` defaults to
     the text itself. Raises :class:`BadInputError`, and nothing else, for any input."""
-    tree = _parse(text, "slo", where)
+    tree = parse_tree(text, "slo", where)
     return _Builder(text, where).slo(tree, name if name is not None else text.strip())
 
 
 def parse_guard(text: str, *, name: str | None = None, where: str = "guard") -> GuardExpr:
     """Parse one guard (``abort if ... for 15s``); see :func:`parse_slo`."""
-    tree = _parse(text, "guard", where)
+    tree = parse_tree(text, "guard", where)
     return _Builder(text, where).guard(tree, name if name is not None else text.strip())
-
-
-# --- parsing -----------------------------------------------------------------------------------
-
-
-def _parse(text: str, start: str, where: str) -> Tree[Token]:
-    if not isinstance(text, str):
-        raise BadInputError(f"{where}: expected an expression string, got {type(text).__name__}")
-    if len(text) > MAX_LENGTH:
-        raise BadInputError(f"{where}: expression longer than {MAX_LENGTH} characters")
-    try:
-        return _PARSER.parse(text, start=start)
-    except UnexpectedInput as exc:
-        _syntax_error(text, where, exc)
-    except (LarkError, RecursionError) as exc:  # not expected; still one line, still ours
-        raise BadInputError(f"{where}: cannot parse {text!r}: {type(exc).__name__}") from None
-
-
-def _syntax_error(text: str, where: str, exc: UnexpectedInput) -> NoReturn:
-    if isinstance(exc, UnexpectedToken):
-        token = exc.token
-        at_end = token.type == "$END"
-        pos = len(text) if at_end else (token.start_pos or 0)
-        found = "" if at_end else str(token)
-        expected = exc.expected
-    elif isinstance(exc, UnexpectedCharacters):
-        pos = min(exc.pos_in_stream or 0, len(text))
-        found = text[pos : pos + 1]
-        expected = exc.allowed or set()
-    else:  # UnexpectedEOF, which the LALR parser reports as a token; kept for safety
-        pos, found, expected = len(text), "", set()
-    if not text.strip():
-        what = "empty expression"
-    else:
-        what = f"unexpected {_quote(found)}" if found else "unexpected end"
-    hint = f"expected {_expected(expected)}" if expected else ""
-    if found in DURATION_UNITS or found == "%":
-        before = text[:pos].rstrip()
-        if before[-1:].isdigit():
-            hint = f"write the unit right after the number: {before.split()[-1]}{found}"
-    raise _error(text, where, pos, what, hint)
-
-
-def _expected(names: set[str]) -> str:
-    words = sorted({_EXPECTED.get(name, _quote(_literal(name))) for name in names})
-    if not words:
-        return ""
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-
-
-def _literal(terminal: str) -> str:
-    # Anonymous terminals of the grammar's keywords and punctuation, by lark's naming.
-    symbols = {"LPAR": "(", "RPAR": ")", "COMMA": ",", "PLUS": "+"}
-    return symbols.get(terminal, terminal.lower())
-
-
-def _quote(text: str) -> str:
-    return '"' + "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text) + '"'
-
-
-def _error(text: str, where: str, pos: int, what: str, hint: str = "") -> BadInputError:
-    """``where: what at column N (hint): text with <<here>> at N``, on one line."""
-    # Same length as the text, so the column still points at the right character.
-    shown = "".join(ch if ch.isprintable() else " " for ch in text)
-    hint = f" ({hint})" if hint else ""
-    return BadInputError(
-        f"{where}: {what} at column {pos + 1}{hint}: {shown[:pos]}<<here>>{shown[pos:]}"
-    )
 
 
 # --- from the tree to the model ----------------------------------------------------------------
@@ -254,13 +142,13 @@ class _Builder:
         self.where = where
 
     def fail(self, token: Token | Tree[Token], message: str, hint: str = "") -> NoReturn:
-        raise _error(self.text, self.where, _position(token), message, hint)
+        raise error_at(self.text, self.where, position(token), message, hint)
 
     # --- top level --------------------------------------------------------------------------
 
     def slo(self, tree: Tree[Token], name: str) -> SloExpr:
         metric_tree, *rest = tree.children
-        metric_tree = _as_tree(metric_tree)
+        metric_tree = as_tree(metric_tree)
         windows = [c for c in rest if isinstance(c, Tree) and c.data == "window"]
         others = [c for c in rest if isinstance(c, Tree) and c.data == "metric"]
         tokens = [child for child in rest if isinstance(child, Token)]
@@ -304,8 +192,8 @@ class _Builder:
         return Quantity(0.0, unit)
 
     def guard(self, tree: Tree[Token], name: str) -> GuardExpr:
-        metric_tree = _as_tree(tree.children[0])
-        comparator, value, hold = (_as_token(child) for child in tree.children[1:])
+        metric_tree = as_tree(tree.children[0])
+        comparator, value, hold = (as_token(child) for child in tree.children[1:])
         metric = self.metric(metric_tree)
         if not metric.per_bucket:
             self.fail(
@@ -323,7 +211,7 @@ class _Builder:
     # --- metrics ------------------------------------------------------------------------------
 
     def metric(self, tree: Tree[Token]) -> Metric:
-        name_token = _as_token(tree.children[0])
+        name_token = as_token(tree.children[0])
         args = tree.children[1:]
         name = str(name_token)
         arg_trees = [arg for arg in args if isinstance(arg, Tree)]
@@ -362,12 +250,12 @@ class _Builder:
             if extra.data != "arg_where" or seen_where:
                 self.fail(extra, f"{name} takes a predicate and one where clause", f"like {usage}")
             seen_where = True
-            where, request_name = self.where_clause(_only_tree(extra))
+            where, request_name = self.where_clause(only_tree(extra))
         if name == "requests" or request_name is not None:
             if first.data != "arg_pred":
                 self.fail(first, f"{name} needs a predicate on status", f"like {usage}")
             return RequestCount(
-                self.predicate(_only_tree(first)),
+                self.predicate(only_tree(first)),
                 request_name,
                 where,
                 logical=name == "requests",
@@ -382,7 +270,7 @@ class _Builder:
             return RetryAfterShare()
         if first.data != "arg_pred":
             self.fail(first, f"{name} needs a predicate on status", f"like {usage}")
-        predicate = self.predicate(_only_tree(first))
+        predicate = self.predicate(only_tree(first))
         return Ratio(predicate, where) if name == "ratio" else Count(predicate, where)
 
     def where_clause(self, tree: Tree[Token]) -> tuple[Predicate | None, str | None]:
@@ -391,14 +279,14 @@ class _Builder:
         conjs = tree.children if tree.data == "pred" else [tree]
         if len(conjs) != 1:
             return self.predicate(tree), None
-        conj = _as_tree(conjs[0])
-        atoms = [_as_tree(a) for a in conj.children] if conj.data == "conj" else [conj]
+        conj = as_tree(conjs[0])
+        atoms = [as_tree(a) for a in conj.children] if conj.data == "conj" else [conj]
         names = [atom for atom in atoms if atom.data == "name_test"]
         if len(names) > 1:
             self.fail(names[1], "a second request name", 'one name per count: name == "/x"')
         request_name: str | None = None
         if names:
-            op, value = (_as_token(child) for child in names[0].children)
+            op, value = (as_token(child) for child in names[0].children)
             if str(op) != "==":
                 self.fail(op, "a request name is matched with ==", 'like name == "/checkout"')
             request_name = str(value)[1:-1]
@@ -467,12 +355,12 @@ class _Builder:
                 'like count(status == 2xx, where name == "/checkout")',
             )
         if tree.data == "status_test":
-            op, value = (_as_token(child) for child in tree.children)
+            op, value = (as_token(child) for child in tree.children)
             text = str(value)
             if text.endswith("xx"):
                 return StatusTest(_comparator(op), int(text[0]) * 100, is_class=True)
             return StatusTest(_comparator(op), int(text))
-        parts = tuple(self.predicate(_as_tree(child)) for child in tree.children)
+        parts = tuple(self.predicate(as_tree(child)) for child in tree.children)
         if len(parts) == 1:
             return parts[0]
         return AnyOf(parts) if tree.data == "pred" else AllOf(parts)
@@ -549,33 +437,3 @@ def _comparator(token: Token) -> Comparator:
     text = str(token)
     assert text in ("==", "!=", "<", "<=", ">", ">=")
     return text  # type: ignore[return-value]
-
-
-def _only_tree(arg: Tree[Token]) -> Tree[Token]:
-    return _as_tree(arg.children[-1])
-
-
-def _as_tree(node: Tree[Token] | Token) -> Tree[Token]:
-    assert isinstance(node, Tree), "the grammar puts a rule here"
-    return node
-
-
-def _as_token(node: Tree[Token] | Token) -> Token:
-    assert isinstance(node, Token), "the grammar puts a token here"
-    return node
-
-
-def _position(node: Token | Tree[Token]) -> int:
-    if isinstance(node, Token):
-        return node.start_pos or 0
-    for token in _tokens(node):
-        return token.start_pos or 0
-    return 0
-
-
-def _tokens(tree: Tree[Token]) -> Iterator[Token]:
-    for child in tree.children:
-        if isinstance(child, Token):
-            yield child
-        else:
-            yield from _tokens(child)
