@@ -10,7 +10,11 @@ revert, a durable journal, and the rollback that reads it after a crash.
     process      kill / pause / restart an instance        (KillInstance, PauseInstance, ...)
     toxic        a Toxiproxy toxic on a proxy, a proxy down (AddToxics, DisableProxy)
     database     db-throttle: latency and/or bandwidth toxics on the app-db link
-    maintenance  the shop's maintenance mode, through its admin API
+    maintenance  the shop's maintenance mode, through its admin API; elsewhere a 503 at the edge
+    http_toxic   http-abort / http-delay: an HTTP toxic on a proxy (the harness's own Toxiproxy)
+    exec_fault   exec: the user's inject and revert commands, argument lists, never a shell
+    http_call    http: the user's inject and revert HTTP calls, held to the target policy
+    envref       ${NAME} in the user's commands and calls, expanded only when they run
     registry     FAULT_FAMILIES: action -> (model, builder, record reader); a new family is
                  one module here plus one line there
     factory      build_fault (scenario model + stack), fault_from_record (journal record)
@@ -23,7 +27,10 @@ both with plain blocking calls.
 """
 
 from harness.faults.base import Fault
+from harness.faults.envref import check_fault_env
 from harness.faults.factory import Scheduled, build_fault, fault_from_record, faults_of_scenario
+from harness.faults.http_call import with_target_policy
+from harness.faults.http_toxic import check_http_support
 from harness.faults.journal import (
     JOURNAL_FILE,
     FaultEvent,
@@ -46,8 +53,11 @@ __all__ = [
     "RollbackResult",
     "Scheduled",
     "build_fault",
+    "check_fault_env",
+    "check_http_support",
     "fault_from_record",
     "faults_of_scenario",
     "roll_back",
     "run_store_listener",
+    "with_target_policy",
 ]

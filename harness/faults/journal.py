@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import fcntl
 import json
 import logging
 import os
+import stat
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -312,11 +314,13 @@ class Journal:
     def read(self) -> JournalContents:
         """Every readable line, and what could not be read. An absent journal is an empty one."""
         try:
-            raw = self.path.read_bytes()
+            fd = _open_owned(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return JournalContents(entries=())
         except OSError as exc:
             raise self._error("cannot read it", exc) from None
+        with os.fdopen(fd, "rb") as journal:
+            raw = journal.read()
         lines = raw.split(b"\n")
         torn_tail = lines.pop() != b""  # the piece after the last newline
         entries, problems = [], []
@@ -382,7 +386,7 @@ class Journal:
 
     def _open_for_append(self) -> int:
         created = not self.path.exists()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = _open_owned(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         if created:  # the file's name must survive a crash too, not only its contents
             _fsync_dir(self.path.parent)
         return fd
@@ -390,7 +394,7 @@ class Journal:
     def _drop_torn_tail(self) -> None:
         """Cut a last line a crash left without its newline, before appending after it."""
         try:
-            with open(self.path, "r+b") as journal:
+            with os.fdopen(_open_owned(self.path, os.O_RDWR), "r+b") as journal:
                 data = journal.read()
                 if not data or data.endswith(b"\n"):
                     return
@@ -416,6 +420,26 @@ class Journal:
 
     def _error(self, action: str, exc: OSError) -> InfrastructureError:
         return InfrastructureError(f"fault journal {self.path}: {action}: {exc.strerror or exc}")
+
+
+def _open_owned(path: Path, flags: int) -> int:
+    """Open the journal without following a symbolic link, and only when it is a regular file
+    of this user's that nobody else may write: its records say what a rollback reverts (and an
+    ``exec`` record what it runs), so a file anyone else could have written is refused.
+    ``OSError`` (``FileNotFoundError`` when absent) as :func:`os.open` raises it."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    info = os.fstat(fd)
+    problem = ""
+    if not stat.S_ISREG(info.st_mode):
+        problem = "not a regular file"
+    elif info.st_uid != os.geteuid():
+        problem = f"owned by uid {info.st_uid}, not by this user ({os.geteuid()})"
+    elif info.st_mode & 0o022:
+        problem = f"writable by others (mode {stat.S_IMODE(info.st_mode):o})"
+    if problem:
+        os.close(fd)
+        raise PermissionError(errno.EPERM, f"refused: {problem}")
+    return fd
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -17,7 +17,20 @@ from typing import Any, Generic, TypeVar, get_args
 
 from harness.faults.base import Fault
 from harness.faults.database import DbThrottleFault, ThrottleDatabase, build_db_throttle_fault
-from harness.faults.maintenance import MaintenanceFault, MaintenanceMode, build_maintenance_fault
+from harness.faults.exec_fault import ExecFault, RunCommands, build_exec_fault
+from harness.faults.http_call import CallEndpoints, HttpCallFault, build_http_call_fault
+from harness.faults.http_toxic import (
+    AddHttpToxic,
+    HttpAbortFault,
+    HttpDelayFault,
+    build_http_abort_fault,
+    build_http_delay_fault,
+)
+from harness.faults.maintenance import (
+    MaintenanceFault,
+    build_maintenance_fault,
+    maintenance_from_record,
+)
 from harness.faults.model import FaultModel
 from harness.faults.process import (
     InstanceFault,
@@ -70,8 +83,12 @@ FAULT_FAMILIES: Mapping[str, FaultFamily[Any]] = MappingProxyType(
             DbThrottleFault, build_db_throttle_fault, ThrottleDatabase.from_record
         ),
         "maintenance": FaultFamily(
-            MaintenanceFault, build_maintenance_fault, MaintenanceMode.from_record
+            MaintenanceFault, build_maintenance_fault, maintenance_from_record
         ),
+        "http-abort": FaultFamily(HttpAbortFault, build_http_abort_fault, AddHttpToxic.from_record),
+        "http-delay": FaultFamily(HttpDelayFault, build_http_delay_fault, AddHttpToxic.from_record),
+        "exec": FaultFamily(ExecFault, build_exec_fault, RunCommands.from_record),
+        "http": FaultFamily(HttpCallFault, build_http_call_fault, CallEndpoints.from_record),
     }
 )
 

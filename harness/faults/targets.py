@@ -23,6 +23,9 @@ __all__ = ["check_record", "record_urls"]
 # The fields of a fault record (Fault.to_record) that hold URLs its revert calls.
 _URL_FIELDS: Final = ("toxiproxy_url", "healthz_url")
 _URL_LIST_FIELDS: Final = ("admin_urls",)
+# URLs one level down: the calls of an ``http`` fault (its URL's host is literal, see
+# harness.faults.http_call), both checked, since a rebuilt fault may be injected again.
+_NESTED_URL_FIELDS: Final = (("inject", "url"), ("revert", "url"))
 
 
 def _record_fields(record: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -31,6 +34,10 @@ def _record_fields(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     for key in _URL_LIST_FIELDS:
         values = record.get(key)
         urls += [(key, value) for value in values] if isinstance(values, list) else []
+    for outer, inner in _NESTED_URL_FIELDS:
+        nested = record.get(outer)
+        if isinstance(nested, Mapping):
+            urls.append((f"{outer}.{inner}", nested.get(inner)))
     return [(key, value) for key, value in urls if isinstance(value, str) and value]
 
 

@@ -22,7 +22,7 @@ from flask import Response, jsonify, request
 from locust.env import Environment
 
 from harness.errors import InfrastructureError
-from harness.faults import FaultTimeline, build_fault
+from harness.faults import FaultTimeline, build_fault, with_target_policy
 from harness.gameday.control import ControlFile, new_token
 from harness.gameday.desk import CatalogueEntry, ChaosDesk, DeskTimeline, EmptyTimeline
 from harness.gameday.live import LiveBoard
@@ -30,6 +30,7 @@ from harness.gameday.web import install_chaos_ui
 from harness.load.plugin import MasterPlugin
 from harness.record.buckets import Bucket, BucketFormatError
 from harness.run.hooks import MasterHooks, MasterRun
+from harness.safety import run_policy
 from harness.stack.base import Endpoint
 from harness.stack.readiness import tcp_open
 from harness.verdict import parse_checks
@@ -166,8 +167,12 @@ def catalogue_of(
     catalogue) and as the entries the chaos tab lists."""
     builders: dict[str, Any] = {}
     entries = []
+    # The user's own endpoints (the http family) are held to the run's target policy.
+    policy = run_policy(scenario.allow_targets, info.entry_url, info.toxiproxy_url)
     for spec in scenario.faults:
-        builders[spec.name] = lambda spec=spec: build_fault(spec, stack, info)
+        builders[spec.name] = lambda spec=spec: with_target_policy(
+            build_fault(spec, stack, info), policy
+        )
         entries.append(
             CatalogueEntry(
                 name=spec.name,

@@ -97,13 +97,11 @@ def _field(data: dict[str, Any], key: str, kind: type, current: Any) -> Any:
     return float(value) if kind is float else value
 
 
-def _attributes(kind_name: str, data: Any, current: dict[str, int]) -> dict[str, int]:
-    attributes = dict(current)
-    given = _object(data, "attributes")
-    for key in TOXIC_TYPES[kind_name].attribute_names:
-        attributes[key] = _field(given, key, int, attributes.get(key, 0))
+def _attributes(kind_name: str, data: Any, current: dict[str, Any]) -> dict[str, Any]:
+    kind = TOXIC_TYPES[kind_name]
     try:
-        TOXIC_TYPES[kind_name].validate(attributes)
+        attributes = kind.merge_attributes(_object(data, "attributes"), current)
+        kind.validate(attributes)
     except ToxicInputError as exc:
         raise BadBody(str(exc)) from exc
     return attributes
@@ -236,6 +234,10 @@ async def toxic_create(request: web.Request) -> web.Response:
         raise ApiError("invalid toxic type", 400)
     if name in proxy.toxics:
         raise toxic_exists()
+    try:
+        TOXIC_TYPES[kind].check_stream(stream.lower())
+    except ToxicInputError as exc:
+        raise BadBody(str(exc)) from exc
     attributes = _attributes(kind, attributes_data, {})
     config = ToxicConfig(name, kind, stream, toxicity, attributes)
     proxy.add_toxic(config)
@@ -258,7 +260,9 @@ async def toxic_update(request: web.Request) -> web.Response:
     data = _object(await read_json(request), "toxic")
     toxicity = _field(data, "toxicity", float, current.toxicity)
     attributes = _attributes(current.type, data.get("attributes"), current.attributes)
-    config = ToxicConfig(current.name, current.type, current.stream, toxicity, attributes)
+    config = ToxicConfig(
+        current.name, current.type, current.stream, toxicity, attributes, shared=current.shared
+    )
     proxy.update_toxic(config)
     return json_response(config.to_json())
 
@@ -274,6 +278,13 @@ async def version(request: web.Request) -> web.Response:
     response = web.Response(body=body)
     response.headers["Content-Type"] = "application/json;charset=utf-8"
     return response
+
+
+async def capabilities(request: web.Request) -> web.Response:
+    """What this server adds to Toxiproxy 2.12.0, for clients that adapt to it; the real server
+    answers 404 here. ``leases`` (faults lifted when their owner stops renewing them) is not
+    implemented."""
+    return json_response({"toxics": list(TOXIC_TYPES), "leases": False})
 
 
 # -- middleware and app -----------------------------------------------------------------------
@@ -324,6 +335,7 @@ def build_app(collection: ProxyCollection) -> web.Application:
         ("PATCH", "/proxies/{proxy}/toxics/{toxic}", toxic_update),
         ("DELETE", "/proxies/{proxy}/toxics/{toxic}", toxic_delete),
         ("GET", "/version", version),
+        ("GET", "/harness/capabilities", capabilities),
     ]
     for method, path, handler in routes:
         app.router.add_route(method, path, handler)

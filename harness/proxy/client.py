@@ -183,6 +183,26 @@ class ToxiproxyClient:
             return str(response.text).strip()  # servers before 2.6 answered plain text
         return str(data["version"]) if isinstance(data, dict) else str(data)
 
+    def capabilities(self) -> dict[str, Any] | None:
+        """What the server adds to Toxiproxy 2.12.0 (``GET /harness/capabilities`` of the embedded
+        server: ``{"toxics": [...], "leases": false}``), or None from a server without the
+        endpoint (the real Toxiproxy answers 404)."""
+        try:
+            response = self._send("GET", "/harness/capabilities")
+        except ProxyNotFound:
+            return None
+        try:
+            data = json.loads(response.content)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def supports_http_toxics(self) -> bool:
+        """Whether toxics of type ``http`` may be added: only a server that lists them in its
+        capabilities (the embedded one). Unreachable servers raise :class:`ToxiproxyError`."""
+        toxics = (self.capabilities() or {}).get("toxics")
+        return isinstance(toxics, list) and "http" in toxics
+
     def reset(self) -> None:
         """Re-enable every proxy and remove every toxic (connections stay open)."""
         self._send("POST", "/reset")

@@ -11,25 +11,28 @@ server's buffered channels do.
 Toxics added, updated or removed while a connection is live change the stage list for the next
 chunk; a stage cut short by an update or removal forwards what it holds, so no data is lost.
 
-The package's dependencies run one way: ``proxy`` → ``link`` → ``toxics``. A connection sees its
-proxy only through the :class:`ConnectionOwner` protocol declared here, and the toxics see a stage
-only through :class:`~harness.proxy.toxics.ToxicStage`.
+While an ``http`` toxic is active on a connection, both links first hand what they read to the
+connection's :class:`~harness.proxy.http_wire.HttpExchange` (``Link.filter``), which passes it on
+through :meth:`Link.pass_on`, possibly with a time before which it may not go (an HTTP delay).
+
+The package's dependencies run one way: ``proxy`` → ``connection`` → ``link`` → ``http_wire`` →
+``toxics``. Sides and links see their connection (:mod:`harness.proxy.connection`) only through the
+:class:`LinkOwner` protocol declared here, and the toxics see a stage only through
+:class:`~harness.proxy.toxics.ToxicStage`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-import socket
-import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from harness.proxy.toxics import DOWNSTREAM, UPSTREAM, ToxicConfig
+from harness.proxy.http_wire import LinkFilter
+from harness.proxy.toxics import ToxicConfig
 
-__all__ = ["Connection", "ConnectionOwner", "Link", "Side", "Stage"]
+__all__ = ["Link", "LinkOwner", "Side", "Stage"]
 
 # Queued bytes above which a link stops reading its source, and below which it reads again. High
 # enough to hold a latency toxic's worth of data in flight at hundreds of MB/s.
@@ -40,6 +43,29 @@ WRITE_HIGH_WATER = 1024 * 1024
 WRITE_LOW_WATER = 256 * 1024
 
 _EOF = b""  # queued marker: the source closed (a read never yields an empty chunk)
+
+
+class LinkOwner(Protocol):
+    """What the sides and links need of the connection they belong to
+    (``harness.proxy.connection.Connection``)."""
+
+    @property
+    def tasks(self) -> set[asyncio.Task[None]]: ...
+
+    @property
+    def started(self) -> bool: ...
+
+    def client_made(self) -> None: ...
+
+    def side_lost(self) -> None: ...
+
+    def writing_paused_changed(self, side: Side) -> None: ...
+
+    def close_side(self, side: Side) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def refresh_http(self, *, cut: bool) -> None: ...
 
 
 class Stage:
@@ -98,11 +124,16 @@ def _resolve(waiter: asyncio.Future[bool], value: bool) -> None:
         waiter.set_result(value)
 
 
+def _wake_up(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class Side(asyncio.Protocol):
     """One socket of a proxied connection. What it reads feeds ``inbound``; what the opposite
     link produces is written to it."""
 
-    def __init__(self, connection: Connection, *, is_client: bool = False) -> None:
+    def __init__(self, connection: LinkOwner, *, is_client: bool = False) -> None:
         self.connection = connection
         self.is_client = is_client
         self.transport: asyncio.Transport | None = None
@@ -170,7 +201,7 @@ class Side(asyncio.Protocol):
 class Link:
     """One direction of a connection: read from ``source``, toxics, write to ``dest``."""
 
-    def __init__(self, connection: Connection, direction: str, source: Side, dest: Side) -> None:
+    def __init__(self, connection: LinkOwner, direction: str, source: Side, dest: Side) -> None:
         self.connection = connection
         self.direction = direction
         self.source = source
@@ -178,11 +209,15 @@ class Link:
         self.loop = asyncio.get_running_loop()
         self.stages: list[Stage] = []
         self.fast = True  # no active stage and nothing queued: write straight through
-        self._queue: deque[tuple[bytes, float]] = deque()
+        self.filter: LinkFilter | None = None  # the HTTP exchange, while an http toxic is active
+        self.received = 0  # bytes read from the source (the HTTP exchange spots pipelining by it)
+        # (data, time read, loop time before which it may not go on: 0 for at once)
+        self._queue: deque[tuple[bytes, float, float]] = deque()
         self._queued_bytes = 0
         self._reading_paused = False
         self._processor: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
+        self._hold: asyncio.Future[None] | None = None
         self._busy = False
         self.input_closed = False  # EOF seen or a toxic closed the link: drop further input
         self.dest_closed = False
@@ -193,6 +228,8 @@ class Link:
         stage = Stage(config, self)
         self.stages.append(stage)
         self._refresh()
+        if config.kind.link_level:
+            self.connection.refresh_http(cut=False)
         if start and stage.active:
             config.kind.on_start(stage)
 
@@ -205,6 +242,8 @@ class Link:
                 stage = Stage(config, self, state=old.state)
                 self.stages[index] = stage
                 self._refresh()
+                if config.kind.link_level:
+                    self.connection.refresh_http(cut=True)
                 if stage.active:
                     config.kind.on_start(stage)
                 return
@@ -215,12 +254,18 @@ class Link:
                 del self.stages[index]
                 stage.interrupt()
                 self._refresh()
+                if stage.config.kind.link_level:
+                    self.connection.refresh_http(cut=True)
                 if stage.active:
                     stage.config.kind.on_remove(stage)
                 return
 
+    def _chunk_stages(self) -> list[Stage]:
+        """The stages chunks run through: active ones, but not those the link runs as a whole."""
+        return [s for s in self.stages if s.active and not s.config.kind.link_level]
+
     def _refresh(self) -> None:
-        self.fast = not any(stage.active for stage in self.stages) and not self._queue
+        self.fast = not self._chunk_stages() and not self._queue
         if self._queue or self._busy:
             self._wake_processor()
 
@@ -229,25 +274,56 @@ class Link:
     def feed(self, data: bytes) -> None:
         if self.input_closed:
             return
-        if self.fast and not self._busy:
+        self.received += len(data)
+        if self.filter is not None:
+            self.filter.feed(data)
+        else:
+            self.pass_on(data)
+
+    def pass_on(self, data: bytes, not_before: float = 0.0) -> None:
+        """Data read (and past the filter) goes on: straight out on the fast path, else queued
+        for the stages; ``not_before`` (loop time) holds it and everything after it till then."""
+        if self.input_closed:
+            return
+        if self.fast and not self._busy and not not_before:
             transport = self.dest.transport
             if transport is not None and not self.dest_closed and not self.dest.closed:
                 transport.write(data)
             return
-        self._queue.append((data, self.loop.time()))
+        self.fast = False  # what comes after must queue behind this
+        self._queue.append((data, self.loop.time(), not_before))
         self._queued_bytes += len(data)
         if self._queued_bytes > QUEUE_HIGH_WATER:
             self.update_reading()
         self._wake_processor()
 
+    def now(self) -> float:
+        return self.loop.time()
+
+    def cut_delays(self) -> None:
+        """Let data held by an HTTP delay go now (the http toxic was updated or removed)."""
+        if any(not_before for _, _, not_before in self._queue):
+            self._queue = deque((data, ts, 0.0) for data, ts, _ in self._queue)
+        if self._hold is not None and not self._hold.done():
+            self._hold.set_result(None)
+
     def feed_eof(self) -> None:
+        if self.input_closed:
+            return
+        if self.filter is not None:
+            self.filter.feed_eof()
+        else:
+            self.end_input()
+
+    def end_input(self) -> None:
+        """No more input: close the destination once what is queued has gone out."""
         if self.input_closed:
             return
         self.input_closed = True
         if self.fast and not self._busy and not self._queue:
             self.close_dest()
             return
-        self._queue.append((_EOF, self.loop.time()))
+        self._queue.append((_EOF, self.loop.time(), 0.0))
         self._wake_processor()
 
     def update_reading(self) -> None:
@@ -278,18 +354,24 @@ class Link:
         try:
             while not self.dest_closed:
                 if not self._queue:
-                    self.fast = not any(stage.active for stage in self.stages)
+                    self.fast = not self._chunk_stages()
                     self._wake = self.loop.create_future()
                     await self._wake
                     self._wake = None
                     continue
-                data, ts = self._queue.popleft()
+                data, ts, not_before = self._queue[0]
+                if not_before and not_before > self.loop.time():
+                    await self._wait_until(not_before)
+                    continue  # cut_delays may have replaced the queue
+                self._queue.popleft()
                 self._queued_bytes -= len(data)
                 if self._reading_paused:
                     self.update_reading()
                 self._busy = True
                 try:
-                    stages = [stage for stage in self.stages if stage.active]
+                    stages = self._chunk_stages()
+                    if not_before:
+                        ts = max(ts, not_before)  # a latency toxic adds to the HTTP delay
                     if not data:  # _EOF
                         for stage in stages:
                             if not stage.removed:
@@ -303,6 +385,17 @@ class Link:
             raise
         except Exception:  # a toxic's bug must cost one connection, never the server
             self.connection.abort()
+
+    async def _wait_until(self, when: float) -> None:
+        """Sleep until ``when``, or until :meth:`cut_delays`."""
+        hold: asyncio.Future[None] = self.loop.create_future()
+        handle = self.loop.call_at(when, _wake_up, hold)
+        self._hold = hold
+        try:
+            await hold
+        finally:
+            handle.cancel()
+            self._hold = None
 
     async def _run(self, stages: list[Stage], index: int, data: bytes, ts: float) -> None:
         while index < len(stages) and stages[index].removed:
@@ -341,122 +434,6 @@ class Link:
         for stage in self.stages:
             stage.cancel_timer()
         self.connection.close_side(self.dest)
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
-
-
-class ConnectionOwner(Protocol):
-    """What a connection needs of the proxy that accepted it (``harness.proxy.proxy.Proxy``):
-    where to dial, which toxics to start with, and the set of live connections to join and leave.
-    """
-
-    @property
-    def connections(self) -> set[Connection]: ...
-
-    def upstream_address(self) -> tuple[str, int]: ...
-
-    def toxic_list(self) -> list[ToxicConfig]: ...
-
-
-class Connection:
-    """A client socket, its upstream socket, and the two links between them."""
-
-    def __init__(self, proxy: ConnectionOwner) -> None:
-        self.proxy = proxy
-        self.client = Side(self, is_client=True)
-        self.upstream = Side(self)
-        self.links: dict[str, Link] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.started = False
-        # Set when a reset_peer toxic exists as the connection starts: every close is then an RST.
-        self.linger_zero = False
-        self._finished = False
-
-    def client_made(self) -> None:
-        """The client connected: hold its data until the upstream answers."""
-        assert self.client.transport is not None
-        self.client.transport.pause_reading()
-        self.proxy.connections.add(self)
-        task = asyncio.get_running_loop().create_task(self._connect_upstream())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _connect_upstream(self) -> None:
-        host, port = self.proxy.upstream_address()
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.create_connection(lambda: self.upstream, host, port)
-        except (OSError, ValueError):
-            # The real server closes the client at once when the upstream cannot be dialled.
-            self.close_side(self.client)
-            return
-        up = Link(self, UPSTREAM, self.client, self.upstream)
-        down = Link(self, DOWNSTREAM, self.upstream, self.client)
-        self.client.inbound = up
-        self.upstream.inbound = down
-        self.links = {UPSTREAM: up, DOWNSTREAM: down}
-        for config in self.proxy.toxic_list():
-            self.links[config.direction].add_stage(config, start=False)
-            if config.type == "reset_peer":
-                self.linger_zero = True
-        for link in (up, down):
-            for stage in link.stages:
-                if stage.active:
-                    stage.config.kind.on_start(stage)
-        self.started = True
-        # Either side may have spoken before the links existed (a server greeting, a client
-        # that writes at once); replay what each read, in order, then its EOF.
-        for side, link in ((self.client, up), (self.upstream, down)):
-            early, side.early = side.early, []
-            for data in early:
-                link.feed(data)
-            if side.early_eof:
-                link.feed_eof()
-        if not self.client.early_eof and self.client.transport is not None:
-            self.client.transport.resume_reading()
-
-    def writing_paused_changed(self, side: Side) -> None:
-        # The link writing to `side` throttles its own source.
-        for link in self.links.values():
-            if link.dest is side:
-                link.update_reading()
-
-    def close_side(self, side: Side) -> None:
-        transport = side.transport
-        if transport is None or transport.is_closing():
-            return
-        if self.linger_zero:
-            _set_linger_zero(transport)
-            transport.abort()
-        else:
-            transport.close()
-
-    def abort(self) -> None:
-        """Drop both sockets now (proxy disabled or deleted, server shutting down)."""
-        for side in (self.client, self.upstream):
-            if side.transport is not None and not side.closed:
-                side.transport.abort()
-        for task in list(self.tasks):
-            task.cancel()
-        self._finish()
-
-    def side_lost(self) -> None:
-        if self.client.closed and (self.upstream.closed or self.upstream.transport is None):
-            self._finish()
-        elif self.upstream.closed and not self.started:
-            # Normally the downstream link closes the client once it has drained; a connection
-            # whose links never started has no such link.
-            self.close_side(self.client)
-
-    def _finish(self) -> None:
-        if not self._finished:
-            self._finished = True
-            self.proxy.connections.discard(self)
-
-
-def _set_linger_zero(transport: asyncio.Transport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        for waiter in (self._wake, self._hold):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)

@@ -10,7 +10,7 @@ import asyncio
 import socket
 from typing import Any
 
-from harness.proxy.link import Connection
+from harness.proxy.connection import Connection
 from harness.proxy.toxics import DOWNSTREAM, UPSTREAM, ToxicConfig
 
 

@@ -13,15 +13,22 @@ link calls:
 - ``on_eof(stage)``: the source closed; return once the close may go on (slow_close delays it).
 - ``on_start(stage)``: the stage was attached to a live link (timers for timeout).
 - ``on_remove(stage)``: the toxic was deleted (timeout closes the connection, as the real one does).
+
+The ``http`` toxic (an extension, :mod:`harness.proxy.http_toxic`) is registered here like the
+others but is ``link_level``: it does not run as a stage on chunks; the link hands the connection's
+bytes to an HTTP exchange (:mod:`harness.proxy.http_wire`) while such a toxic is active on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
+
+from harness.proxy.http_toxic import ATTRIBUTE_NAMES, HttpAttributeError, parse_attributes
 
 __all__ = [
     "DOWNSTREAM",
@@ -29,6 +36,7 @@ __all__ = [
     "UPSTREAM",
     "Bandwidth",
     "Emit",
+    "Http",
     "Latency",
     "LimitData",
     "Noop",
@@ -61,7 +69,10 @@ class ToxicConfig:
     type: str
     stream: str
     toxicity: float
-    attributes: dict[str, int] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    # State of the toxic itself, shared by all its connections: carried over by an update (the
+    # API passes it on), gone when the toxic is removed (the http toxic's `first` counts).
+    shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def direction(self) -> str:
@@ -124,8 +135,27 @@ class ToxicType:
     attribute_names: ClassVar[tuple[str, ...]] = ()
     # Whether the toxic keeps per-connection state across updates (limit_data counts bytes).
     stateful: ClassVar[bool] = False
+    # Handled by the link as a whole rather than run as a stage on each chunk (http).
+    link_level: ClassVar[bool] = False
 
-    def validate(self, attributes: dict[str, int]) -> None:
+    def merge_attributes(self, given: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+        """``given`` over ``current``, the real server's way: every attribute is an integer,
+        missing ones keep their value (0 on a new toxic), unknown keys are ignored."""
+        attributes = dict(current)
+        for key in self.attribute_names:
+            value = given.get(key)
+            if value is None:
+                attributes[key] = attributes.get(key, 0)
+            elif isinstance(value, int) and not isinstance(value, bool):
+                attributes[key] = value
+            else:
+                raise ToxicInputError(f"field {key!r} must be a int, got {json.dumps(value)}")
+        return attributes
+
+    def check_stream(self, direction: str) -> None:
+        """Refuse a stream the toxic cannot work on. Default: both streams work."""
+
+    def validate(self, attributes: dict[str, Any]) -> None:
         """Reject values that would break the real server. Default: everything goes."""
 
     async def on_data(self, stage: ToxicStage, data: bytes, ts: float, emit: Emit) -> None:
@@ -152,7 +182,7 @@ class Latency(ToxicType):
     name = "latency"
     attribute_names = ("latency", "jitter")
 
-    def validate(self, attributes: dict[str, int]) -> None:
+    def validate(self, attributes: dict[str, Any]) -> None:
         if attributes["jitter"] < 0:
             raise ToxicInputError("attributes.jitter must not be negative")
 
@@ -174,7 +204,7 @@ class Bandwidth(ToxicType):
     name = "bandwidth"
     attribute_names = ("rate",)
 
-    def validate(self, attributes: dict[str, int]) -> None:
+    def validate(self, attributes: dict[str, Any]) -> None:
         # The real server loops forever on 0 and panics on a negative rate.
         if attributes["rate"] <= 0:
             raise ToxicInputError("attributes.rate must be greater than 0")
@@ -251,7 +281,7 @@ class Slicer(ToxicType):
     name = "slicer"
     attribute_names = ("average_size", "size_variation", "delay")
 
-    def validate(self, attributes: dict[str, int]) -> None:
+    def validate(self, attributes: dict[str, Any]) -> None:
         # The real server recurses forever on average_size <= 0 and slices out of range when
         # the variation exceeds the average size.
         if attributes["average_size"] <= 0:
@@ -309,6 +339,29 @@ class LimitData(ToxicType):
             stage.link.close_from_toxic()
 
 
+class Http(ToxicType):
+    """HTTP-aware faults (abort with a status, or delay) on requests that match; an extension the
+    real Toxiproxy does not have. Goes on the upstream stream, where the requests are; the link
+    runs it (see the module docstring), so the stage hooks are never called."""
+
+    name = "http"
+    attribute_names = ATTRIBUTE_NAMES
+    link_level = True
+
+    def merge_attributes(self, given: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return parse_attributes(given, current)
+        except HttpAttributeError as exc:
+            raise ToxicInputError(str(exc)) from exc
+
+    def check_stream(self, direction: str) -> None:
+        if direction != UPSTREAM:
+            raise ToxicInputError(
+                "the http toxic goes on the upstream stream (client to server), where it sees "
+                'the requests: add it with "stream": "upstream"'
+            )
+
+
 TOXIC_TYPES: dict[str, ToxicType] = {
     kind.name: kind
     for kind in (
@@ -320,5 +373,6 @@ TOXIC_TYPES: dict[str, ToxicType] = {
         ResetPeer(),
         Slicer(),
         LimitData(),
+        Http(),
     )
 }

@@ -34,7 +34,13 @@ from locust.user import User
 
 from harness.errors import BadInputError, HarnessError
 from harness.exit_codes import ExitCode
-from harness.faults import FaultTimeline, Journal, faults_of_scenario, run_store_listener
+from harness.faults import (
+    FaultTimeline,
+    Journal,
+    faults_of_scenario,
+    run_store_listener,
+    with_target_policy,
+)
 from harness.load.entry import configure_logging, load_user_classes
 from harness.load.launch import SCENARIO_FILE, MasterArgs
 from harness.load.master import LocustMaster, MasterSignals, record_clients
@@ -179,7 +185,12 @@ def build_timeline(
             "compose) and its state directory for the fault journal"
         )
     timed = tuple(fault for fault in scenario.faults if fault.at is not None)
-    scheduled = faults_of_scenario(timed, scenario.total_duration, stack, info)
+    # The user's own endpoints (the http family) are held to the run's target policy.
+    policy = run_policy(scenario.allow_targets, info.entry_url, info.toxiproxy_url)
+    scheduled = [
+        (with_target_policy(fault, policy), at, until)
+        for fault, at, until in faults_of_scenario(timed, scenario.total_duration, stack, info)
+    ]
     journal = Journal.in_state_dir(journal_dir, on_event=run_store_listener(writer))
     cleanup.enter_context(journal)
     # The run's clock (unix time), so start(t0) lines the faults up with the phases.

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harness.faults import check_fault_env
 from harness.load.launch import MasterArgs
 from harness.record import RunDir
 from harness.run.children import (
@@ -80,58 +81,76 @@ def run(
     chosen = scenario_stack(scenario, request)
     check_faults_supported(scenario, chosen)
     check_catalogue_faults(scenario, request)
+    check_fault_env(scenario.faults)  # a ${VAR} a fault needs is set now, not when it is due
     with Signals() as signals:
-        stack = stack_up(chosen, scenario, tell)
-        entry_url = scenario.stack.entry_url or stack.info.entry_url
         if scenario.stack.entry_url:  # not the stack the harness started: the scenario's word
-            run_policy(scenario.allow_targets).check_url(entry_url, "the load's entry URL")
-        run_dir = RunDir.create(request.reports, scenario.name)
-        tell(f"run directory: {run_dir.root}")
-        checks = check_target(
-            entry_url,
-            stack.info,
-            stack.compose_project,
-            run_policy(scenario.allow_targets, entry_url),
-        )
-        # The baseline of the post-run checks, before any load: their deltas are the run's.
-        record_post_checks(run_dir, scenario, checks, "before", tell)
-        deadline = (
-            time.monotonic()
-            + MASTER_START_TIMEOUT_S
-            + request.worker_timeout_s
-            + scenario.total_duration
-            + MASTER_OVERRUN_S
-        )
-        with Children() as children:
-            master_rc = run_locust(
-                children,
-                signals,
-                run_dir=run_dir,
-                scenario=scenario,
-                master_args=_master_args(scenario, request, stack, run_dir, entry_url),
-                deadline=deadline,
-                tell=tell,
-            )
-        settled = settle(
-            run_dir,
-            master_rc,
-            interrupted=bool(signals.received),
-            state_dir=stack.journal_dir,
+            policy = run_policy(scenario.allow_targets)
+            policy.check_url(scenario.stack.entry_url, "the load's entry URL")
+        stack = stack_up(chosen, scenario, tell)
+        try:
+            return _run_on(stack, scenario, request, signals, tell, console)
+        finally:
+            # What the run started for itself only (a front proxy), once every fault is reverted.
+            chosen.release()
+
+
+def _run_on(
+    stack: RunStack,
+    scenario: Scenario,
+    request: RunRequest,
+    signals: Signals,
+    tell: Callable[[str], None],
+    console: Console | None,
+) -> RunOutcome:
+    """The run on a stack that is up: the load and its faults, recorded, then judged."""
+    entry_url = stack.info.entry_url
+    run_dir = RunDir.create(request.reports, scenario.name)
+    tell(f"run directory: {run_dir.root}")
+    checks = check_target(
+        entry_url,
+        stack.info,
+        stack.compose_project,
+        run_policy(scenario.allow_targets, entry_url),
+    )
+    # The baseline of the post-run checks, before any load: their deltas are the run's.
+    record_post_checks(run_dir, scenario, checks, "before", tell)
+    deadline = (
+        time.monotonic()
+        + MASTER_START_TIMEOUT_S
+        + request.worker_timeout_s
+        + scenario.total_duration
+        + MASTER_OVERRUN_S
+    )
+    with Children() as children:
+        master_rc = run_locust(
+            children,
+            signals,
+            run_dir=run_dir,
+            scenario=scenario,
+            master_args=_master_args(scenario, request, stack, run_dir, entry_url),
+            deadline=deadline,
             tell=tell,
         )
-        # Every fault is reverted by now (or the run says it is not): read the checks again,
-        # giving a stack that is still healing (an instance restarting) time to answer.
-        record_post_checks(
-            run_dir,
-            scenario,
-            checks,
-            "after",
-            tell,
-            settle_s=0.0 if signals.received else POST_CHECK_SETTLE_S,
-        )
-        # Still under the signal handlers: a second Ctrl-C is noted, and cannot cut the report
-        # of an interrupted run short.
-        return conclude(settled, scenario, tell=tell, console=console)
+    settled = settle(
+        run_dir,
+        master_rc,
+        interrupted=bool(signals.received),
+        state_dir=stack.journal_dir,
+        tell=tell,
+    )
+    # Every fault is reverted by now (or the run says it is not): read the checks again,
+    # giving a stack that is still healing (an instance restarting) time to answer.
+    record_post_checks(
+        run_dir,
+        scenario,
+        checks,
+        "after",
+        tell,
+        settle_s=0.0 if signals.received else POST_CHECK_SETTLE_S,
+    )
+    # Still under the signal handlers: a second Ctrl-C is noted, and cannot cut the report
+    # of an interrupted run short.
+    return conclude(settled, scenario, tell=tell, console=console)
 
 
 def run_file(

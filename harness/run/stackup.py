@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import BadInputError, StackError
+from harness.faults import check_http_support
 from harness.load.launch import MasterArgs
 from harness.run.request import RunRequest
 from harness.run.settle import rollback_faults
@@ -99,6 +100,8 @@ def stack_up(stack: Stack, scenario: Scenario, tell: Callable[[str], None]) -> R
         )
     info = stack.bring_up(tell)
     check_fault_targets(scenario, info, scenario.name)
+    # HTTP faults need the harness's own Toxiproxy: a real one is refused before any load.
+    check_http_support(scenario.faults, info)
     return RunStack(stack, info)
 
 

@@ -153,10 +153,15 @@ class Scenario(FieldModel):
                     index,
                     "action",
                 )
-            if kind == "external" and fault.needs_toxiproxy and self.stack.toxiproxy_url is None:
+            if (
+                kind == "external"
+                and fault.needs_toxiproxy
+                and self.stack.toxiproxy_url is None
+                and not self.stack.front_proxy
+            ):
                 raise invalid(
                     f'required for kind external: fault "{fault.name}" ({fault.action}) '
-                    "goes through Toxiproxy",
+                    "goes through Toxiproxy (or set stack.front_proxy: true)",
                     "stack",
                     "toxiproxy_url",
                 )
@@ -189,4 +194,20 @@ class Scenario(FieldModel):
                         "checks",
                         index,
                         "dsn",
+                    )
+        for index, fault in enumerate(self.faults):
+            # A fault that calls URLs of the user's (the http family) names them literally.
+            urls = getattr(fault, "urls", None)
+            if not callable(urls):
+                continue
+            for step, url in zip(("inject", "revert"), urls(), strict=False):
+                host = (urlsplit(url).hostname or "").lower()
+                if host and not is_loopback(host) and host not in allowed:
+                    raise invalid(
+                        f'host "{host}" is not loopback; add it to allow_targets (or '
+                        f"--allow-target {host}) if the harness may call it",
+                        "faults",
+                        index,
+                        step,
+                        "url",
                     )

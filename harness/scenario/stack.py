@@ -90,6 +90,9 @@ class Stack(FieldModel):
     kind: Annotated[StackKind, PlainValidator(one_of(KINDS))] = "local"
     entry_url: Url | None = None
     toxiproxy_url: Url | None = None
+    # Kind external: the harness's own Toxiproxy in front of entry_url (harness.stack.front_proxy),
+    # so edge faults work on a service with no Toxiproxy of its own.
+    front_proxy: bool = False
     compose_file: ExistingPath | None = None
     # Kind compose: the project and its topology; None means the sample stack's (compose/).
     project: Annotated[str, PlainValidator(compose_project)] | None = None
@@ -133,6 +136,23 @@ class Stack(FieldModel):
         unique([p.name for p in self.proxies], "proxies", "name", "proxy")
         if self.env and self.kind == "external":
             raise invalid("only for stacks the harness runs, not external", "env")
+        if self.front_proxy and self.kind != "external":
+            raise invalid(
+                f"only for kind external (a {self.kind} stack has its own Toxiproxy)",
+                "front_proxy",
+            )
+        if self.front_proxy and self.toxiproxy_url is not None:
+            raise invalid(
+                "not with toxiproxy_url: faults go to one Toxiproxy, yours or the harness's "
+                "front proxy",
+                "front_proxy",
+            )
+        if (
+            self.front_proxy
+            and self.entry_url is not None
+            and not self.entry_url.startswith("http://")
+        ):
+            raise invalid("the front proxy needs an http:// entry_url", "front_proxy")
         return self
 
 

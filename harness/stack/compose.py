@@ -177,16 +177,16 @@ class ComposeStack:
         return self.config.state_dir
 
     def owns_host(self, host: str) -> bool:
-        """One of the project's hosts now, or an address in the range of its networks: a killed
-        container has no address (Docker frees it), so an address its fault recorded is known
-        to be the project's only by the range of the project's networks."""
-        if host in self.info().hosts():
-            return True
+        """One of the project's hosts now, or an address in its networks' ranges (a killed
+        container has no address: Docker frees it, so only the range says it was ours)."""
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
-            return False
-        return any(address in net for net in self.subnets())
+            return host in self.info().hosts()
+        return host in self.info().hosts() or any(address in n for n in self.subnets())
+
+    def release(self) -> None:
+        """Nothing: the stack stays up for the next run."""
 
     def bring_up(self, say: Callable[[str], None]) -> StackInfo:
         self.status()  # Docker missing or stopped: InfrastructureError (exit 3) with its hint

@@ -114,6 +114,9 @@ class LocalStack:
     def owns_host(self, host: str) -> bool:
         return host in self.info().hosts()
 
+    def release(self) -> None:
+        """Nothing: the stack stays up for the next run."""
+
     def bring_up(self, say: Callable[[str], None]) -> StackInfo:
         """A healthy stack already up in the state directory is used when it runs the shop with
         the settings asked for (its ports may differ: ``harness up`` chose them); else one is

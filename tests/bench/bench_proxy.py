@@ -10,11 +10,14 @@ the upstream server itself: the ceiling of this load generator on this machine),
   adds to it compared with ``direct``;
 * requests per second of the same ping-pong over many concurrent connections, for a fixed time;
 * MB/s (10^6 bytes/s) of a one-way bulk transfer, without a toxic and with a latency toxic on
-  the stream, timed until the receiver has acknowledged the last byte.
+  the stream, timed until the receiver has acknowledged the last byte;
+* round-trip time of a small HTTP/1.1 request-response on one keep-alive connection (p50, p99),
+  and on the embedded server the same through a proxy carrying an ``http`` toxic whose matching
+  matches nothing: what reading HTTP on the stream costs a request that is not faulted.
 
-Processes: the upstream servers (echo and sink, asyncio on uvloop) run in a child process of this
-script; the proxy runs in its own process, started by ``harness.proxy.launcher``; the load is
-generated here. Every child is stopped by its PID on every way out, and every phase is bounded in
+Processes: the upstream servers (echo, sink and HTTP, asyncio on uvloop) run in a child process
+of this script; the proxy runs in its own process, started by ``harness.proxy.launcher``; the load
+is generated here. Every child is stopped by its PID on every way out, and every phase is bounded in
 time, so a hung proxy shows up as an error in its column instead of a hung benchmark.
 """
 
@@ -61,6 +64,10 @@ ACK_EVERY = 4 * 1024 * 1024  # the sink acknowledges each 4 MiB received
 CHUNK = 1024 * 1024  # the bulk sender's write size
 IO_TIMEOUT_S = 5.0  # no single socket operation may stall longer than this
 TOXIC_LATENCY_MS = 10
+HTTP_REQUEST = b"GET /bench/item?id=1 HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n\r\n"
+HTTP_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+# An http toxic that reads every request and matches none of them.
+HTTP_TOXIC = {"action": "abort", "path_prefix": "/nothing-matches"}
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,21 @@ class _Sink(asyncio.BufferedProtocol):
         return False
 
 
+class _Http(asyncio.Protocol):
+    """Answers every request (bodiless, as the benchmark sends them) with HTTP_RESPONSE."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.pending = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.pending += data
+        count = self.pending.count(b"\r\n\r\n")
+        if count:
+            self.transport.write(HTTP_RESPONSE * count)
+            self.pending = self.pending[self.pending.rfind(b"\r\n\r\n") + 4 :]
+
+
 def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
 
@@ -135,7 +157,8 @@ async def _serve_upstreams() -> None:
     loop = asyncio.get_running_loop()
     echo = await loop.create_server(_Echo, "127.0.0.1", 0, backlog=1024)
     sink = await loop.create_server(_Sink, "127.0.0.1", 0, backlog=1024)
-    ports = [s.sockets[0].getsockname()[1] for s in (echo, sink)]
+    web = await loop.create_server(_Http, "127.0.0.1", 0, backlog=1024)
+    ports = [s.sockets[0].getsockname()[1] for s in (echo, sink, web)]
     print(*ports, flush=True)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -153,6 +176,7 @@ async def _serve_upstreams() -> None:
 class Upstreams:
     echo: str
     sink: str
+    http: str
     pid: int
 
 
@@ -170,8 +194,8 @@ def upstream_process() -> Iterator[Upstreams]:
         line = process.stdout.readline().decode() if ready else ""
         if not line.strip():
             raise RuntimeError("the upstream server process did not report its ports")
-        echo_port, sink_port = (int(p) for p in line.split())
-        yield Upstreams(f"127.0.0.1:{echo_port}", f"127.0.0.1:{sink_port}", process.pid)
+        echo, sink, web = (f"127.0.0.1:{int(p)}" for p in line.split())
+        yield Upstreams(echo, sink, web, process.pid)
     finally:
         if process.stdin is not None:
             process.stdin.close()
@@ -192,11 +216,14 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))]
 
 
-def measure_latency(listen: str, s: Settings) -> tuple[float, float, int]:
-    """p50 and p99 round-trip time in µs of a 64-byte ping-pong on one connection, and n."""
+def measure_latency(
+    listen: str, s: Settings, ask: bytes = PING, answer: bytes = PING
+) -> tuple[float, float, int]:
+    """p50 and p99 round-trip time in µs of a ping-pong on one connection (64 bytes echoed, or
+    an HTTP request and its response), and n."""
     with socket.create_connection(_address(listen), timeout=IO_TIMEOUT_S) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        buffer = bytearray(len(PING))
+        buffer = bytearray(len(answer))
         view = memoryview(buffer)
         samples: list[float] = []
         clock = time.perf_counter_ns
@@ -205,9 +232,9 @@ def measure_latency(listen: str, s: Settings) -> tuple[float, float, int]:
         try:
             for i in range(s.ping_warmup + s.ping_count):
                 started = clock()
-                sock.sendall(PING)
+                sock.sendall(ask)
                 got = 0
-                while got < len(PING):
+                while got < len(answer):
                     n = sock.recv_into(view[got:])
                     if n == 0:
                         raise ConnectionError("the connection closed during the ping-pong")
@@ -219,8 +246,8 @@ def measure_latency(listen: str, s: Settings) -> tuple[float, float, int]:
                     break
         finally:
             gc.enable()
-        if buffer != PING:
-            raise ConnectionError("the echo came back different")
+        if buffer != answer:
+            raise ConnectionError("the answer came back different")
     if len(samples) < 100:
         raise TimeoutError(f"only {len(samples)} round trips in {s.ping_max_s:g}s")
     samples.sort()
@@ -317,7 +344,7 @@ def measure_bulk(listen: str, s: Settings) -> float:
 
 # -- targets, rounds and the table --------------------------------------------------------------
 
-PHASES = ("latency", "rps", "bulk", "bulk_toxic")
+PHASES = ("latency", "http", "rps", "bulk", "bulk_toxic")
 
 
 @dataclass
@@ -329,9 +356,13 @@ class Results:
     available: bool = False
     echo: str = ""
     sink: str = ""
+    http: str = ""
+    http_toxic: str = ""  # a proxy carrying the http toxic that matches nothing (embedded only)
     proxy_pid: int | None = None
     add_toxic: Callable[[], None] | None = None
     rtt: list[tuple[float, float]] = field(default_factory=list)  # (p50, p99) per round
+    http_rtt: list[tuple[float, float]] = field(default_factory=list)  # the same, HTTP
+    http_toxic_rtt: list[tuple[float, float]] = field(default_factory=list)
     values: dict[str, list[float]] = field(default_factory=dict)  # rps, bulk, bulk_toxic
     cpu: dict[str, list[float]] = field(default_factory=dict)  # per phase: client, up, proxy
     cpu_elapsed: dict[str, float] = field(default_factory=dict)
@@ -341,8 +372,9 @@ class Results:
         values = self.values.get(phase)
         return statistics.median(values) if values else None
 
-    def rtt_median(self, which: int) -> float | None:
-        return statistics.median(r[which] for r in self.rtt) if self.rtt else None
+    def rtt_median(self, which: int, rtts: list[tuple[float, float]] | None = None) -> float | None:
+        rtts = self.rtt if rtts is None else rtts
+        return statistics.median(r[which] for r in rtts) if rtts else None
 
 
 class CpuMeter:
@@ -383,6 +415,13 @@ def run_phase(results: Results, phase: str, s: Settings, cpu: CpuMeter) -> None:
         if phase == "latency":
             p50, p99, _ = measure_latency(results.echo, s)
             results.rtt.append((p50, p99))
+        elif phase == "http":
+            # Plain and toxic alternate within the round, so background load hits them alike.
+            p50, p99, _ = measure_latency(results.http, s, HTTP_REQUEST, HTTP_RESPONSE)
+            results.http_rtt.append((p50, p99))
+            if results.http_toxic:
+                p50, p99, _ = measure_latency(results.http_toxic, s, HTTP_REQUEST, HTTP_RESPONSE)
+                results.http_toxic_rtt.append((p50, p99))
         else:
             measure = measure_rps if phase == "rps" else measure_bulk
             value = measure(results.echo if phase == "rps" else results.sink, s)
@@ -417,6 +456,11 @@ def start_proxied(
         version = client.version()
         results.echo = client.create_proxy("bench-echo", "127.0.0.1:0", upstreams.echo).listen
         results.sink = client.create_proxy("bench-sink", "127.0.0.1:0", upstreams.sink).listen
+        results.http = client.create_proxy("bench-http", "127.0.0.1:0", upstreams.http).listen
+        if client.supports_http_toxics():
+            toxic = client.create_proxy("bench-http-toxic", "127.0.0.1:0", upstreams.http)
+            client.add_toxic(toxic.name, "http", stream="upstream", attributes=HTTP_TOXIC)
+            results.http_toxic = toxic.listen
     except Exception as exc:
         results.note = f"failed to start: {exc}"
         return
@@ -436,7 +480,7 @@ def measure_all(results: list[Results], upstreams: Upstreams, s: Settings) -> No
     cpu = CpuMeter(upstreams.pid)
     ready = [r for r in results if r.available]
     for round_ in range(1, s.rounds + 1):
-        for phase in ("latency", "rps", "bulk"):
+        for phase in ("latency", "http", "rps", "bulk"):
             for r in ready:
                 progress(f"round {round_}/{s.rounds}: {r.target} {phase}")
                 run_phase(r, phase, s, cpu)
@@ -481,6 +525,18 @@ def _cpu(r: Results, phase: str) -> str:
     return "/".join(f"{100 * t / elapsed:.0f}" for t in shown)
 
 
+def _http_toxic(r: Results, which: int) -> str:
+    return _fmt(r.rtt_median(which, r.http_toxic_rtt), 1) if r.http_toxic else ""
+
+
+def _http_added_value(r: Results, which: int) -> float | None:
+    return _minus(r.rtt_median(which, r.http_toxic_rtt), r.rtt_median(which, r.http_rtt))
+
+
+def _http_added(r: Results, which: int) -> str:
+    return _fmt(_http_added_value(r, which), 1) if r.http_toxic else ""
+
+
 def render(results: list[Results], s: Settings, quick: bool, other_load: float | None) -> str:
     direct, emb, real = results
     base50, base99 = direct.rtt_median(0), direct.rtt_median(1)
@@ -495,6 +551,12 @@ def render(results: list[Results], s: Settings, quick: bool, other_load: float |
             "added p99 vs direct (µs)",
             lambda r: "" if r is direct else _fmt(_minus(r.rtt_median(1), base99), 1),
         ),
+        ("HTTP RTT p50, keep-alive (µs)", lambda r: _fmt(r.rtt_median(0, r.http_rtt), 1)),
+        ("HTTP RTT p99 (µs)", lambda r: _fmt(r.rtt_median(1, r.http_rtt), 1)),
+        ("  http toxic matching nothing p50", lambda r: _http_toxic(r, 0)),
+        ("  http toxic matching nothing p99", lambda r: _http_toxic(r, 1)),
+        ("  added by the http toxic p50 (µs)", lambda r: _http_added(r, 0)),
+        ("  added by the http toxic p99 (µs)", lambda r: _http_added(r, 1)),
         (f"requests/s, {s.rps_connections} connections", lambda r: _fmt(r.median("rps"))),
         ("  CPU % client/upstream/proxy", lambda r: _cpu(r, "rps")),
         ("bulk MB/s, no toxic", lambda r: _fmt(r.median("bulk"))),
@@ -525,6 +587,9 @@ def render(results: list[Results], s: Settings, quick: bool, other_load: float |
             lines.append(f"{r.target}: ERROR in {phase}: {error}")
         if r.available and s.rounds > 1:
             per_round = {"p50 µs": [f"{p50:.0f}" for p50, _ in r.rtt]}
+            per_round["http p50 µs"] = [f"{p50:.0f}" for p50, _ in r.http_rtt]
+            if r.http_toxic_rtt:
+                per_round["http toxic p50 µs"] = [f"{p50:.0f}" for p50, _ in r.http_toxic_rtt]
             per_round |= {k: [f"{v:.0f}" for v in vs] for k, vs in r.values.items()}
             lines.append(
                 f"{r.target}: rounds: "
@@ -540,6 +605,7 @@ def render(results: list[Results], s: Settings, quick: bool, other_load: float |
     added = _ratio(_minus(emb.rtt_median(0), base50), _minus(real.rtt_median(0), base50))
     rps = _ratio(emb.median("rps"), real.median("rps"))
     bulk = emb.median("bulk")
+    http_added = _http_added_value(emb, 0)
     lines += [
         "",
         "targets",
@@ -549,6 +615,8 @@ def render(results: list[Results], s: Settings, quick: bool, other_load: float |
         f"{_verdict(rps, rps is not None and rps >= 0.5)}",
         f"  embedded bulk MB/s, no toxic       {_fmt(bulk):>10}   (≥ 200)  "
         f"{_verdict(bulk, bulk is not None and bulk >= 200)}",
+        f"  http toxic matching nothing, µs    {_fmt(http_added, 1):>10}   (≤ 100)  "
+        f"{_verdict(http_added, http_added is not None and http_added <= 100)}",
     ]
     return "\n".join(lines)
 
@@ -637,7 +705,8 @@ def main(argv: list[str] | None = None) -> int:
                 if r.target not in wanted:
                     r.note = "left out (--only)"
                 elif r.target == "direct":
-                    r.echo, r.sink, r.available = upstreams.echo, upstreams.sink, True
+                    r.echo, r.sink, r.http = upstreams.echo, upstreams.sink, upstreams.http
+                    r.available = True
                     r.note = "no proxy: the ceiling of this load generator and upstream"
                 else:
                     start_proxied(r, upstreams, stack, log_dir)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from revert_board import BOARD
+from run_support import Target
 from stack_support import RunningStack, heal, own_stack
 
 
@@ -37,3 +38,11 @@ def stack(local_stack: RunningStack) -> Iterator[RunningStack]:
     heal(local_stack)
     yield local_stack
     heal(local_stack)
+
+
+@pytest.fixture
+def target() -> Iterator[Target]:
+    """A tiny HTTP/1.1 server of the test's own on 127.0.0.1 (run_support.Target)."""
+    server = Target()
+    yield server
+    server.close()

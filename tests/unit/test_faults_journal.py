@@ -238,3 +238,28 @@ def test_a_failing_listener_is_logged_and_counted_and_the_step_still_lands(
     ]
     assert "listener failed" in caplog.text
     assert len(Journal(path).pending()) == 1
+
+
+def test_a_journal_that_is_a_symbolic_link_is_refused_and_its_target_left_whole(
+    tmp_path: Path,
+) -> None:
+    victim = tmp_path / "precious.txt"
+    victim.write_text("line one\nhalf a line")  # what a torn-tail cut would shorten
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "faults.jsonl").symlink_to(victim)
+    journal = Journal.in_state_dir(state)
+    with pytest.raises(InfrastructureError, match=r"faults\.jsonl: cannot read it"):
+        journal.pending()
+    with pytest.raises(InfrastructureError), journal:
+        journal.journaled(toxic())  # opening it to write is refused as well
+    assert victim.read_text() == "line one\nhalf a line"
+
+
+@pytest.mark.parametrize("mode", [0o620, 0o602])
+def test_a_journal_others_could_have_written_is_refused(path: Path, mode: int) -> None:
+    with Journal(path) as journal:
+        journal.journaled(toxic())
+    path.chmod(mode)
+    with pytest.raises(InfrastructureError, match=r"refused: writable by others"):
+        Journal(path).pending()

@@ -11,6 +11,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
@@ -59,7 +60,7 @@ def test_command_line_overrides_are_applied_and_validated_again(tmp_path: Path) 
         resolve_scenario(path, ScenarioOverrides(stack="external"))
 
 
-def test_faults_on_a_stack_the_harness_does_not_run_are_refused_up_front(tmp_path: Path) -> None:
+def test_faults_on_a_stack_that_takes_none_are_refused_up_front(tmp_path: Path) -> None:
     path = scenario_file(
         tmp_path,
         textwrap.dedent(
@@ -71,8 +72,10 @@ def test_faults_on_a_stack_the_harness_does_not_run_are_refused_up_front(tmp_pat
     )
     scenario = resolve_scenario(path)
     stack = scenario_stack(scenario, RunRequest(state_dir=tmp_path))
+    check_faults_supported(scenario, stack)  # an external stack journals its faults: taken
+    no_journal = SimpleNamespace(kind="fake", journal_dir=None)
     with pytest.raises(BadInputError, match="faults need a stack the harness runs"):
-        check_faults_supported(scenario, stack)
+        check_faults_supported(scenario, no_journal)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

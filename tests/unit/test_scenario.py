@@ -296,7 +296,10 @@ def test_a_broken_resolved_form_is_bad_input_too(base: Scenario) -> None:
 
 # --- every mistake: one line, the file, the path, the value ---------------------------------
 
-ACTIONS = "kill, pause, restart, toxic, down, db-throttle, maintenance"
+ACTIONS = (
+    "kill, pause, restart, toxic, down, db-throttle, maintenance, http-abort, http-delay, "
+    "exec, http"
+)
 
 BAD: list[tuple[str, dict[str, Any], str]] = [
     # durations
@@ -562,9 +565,10 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "faults[2].params.jitter: jitter needs a latency to vary",
     ),
     (
-        "maintenance with a target",
+        "maintenance at an instance",
         _with({("faults", 3, "target"): "app-1"}),
-        "faults[3].target: maintenance takes no target: it applies to the whole shop",
+        "faults[3].target: maintenance needs a Toxiproxy proxy like lb-app-1 or app-db, got "
+        '"app-1" (the proxy in front of app-1 is lb-app-1)',
     ),
     (
         "kill a proxy",
@@ -608,7 +612,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
             }
         ),
         'stack.toxiproxy_url: required for kind external: fault "slow-db" (toxic) goes through '
-        "Toxiproxy",
+        "Toxiproxy (or set stack.front_proxy: true)",
     ),
     (
         "external with env",

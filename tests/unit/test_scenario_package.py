@@ -26,13 +26,24 @@ def test_the_package_exports_exactly_what_it_names() -> None:
 
 def test_every_registered_action_validates_into_its_familys_model() -> None:
     adapter: TypeAdapter[FaultModel] = TypeAdapter(harness.scenario.AnyFault)
-    params = {"toxic": {"type": "latency", "latency": 1}, "db-throttle": {"rate": 1}}
+    params = {
+        "toxic": {"type": "latency", "latency": 1},
+        "db-throttle": {"rate": 1},
+        "http-delay": {"delay": "1s"},
+    }
+    call = {"url": "http://127.0.0.1:9/flag"}
+    # The families users define take no target, only what to run or call.
+    own = {
+        "exec": {"inject": ["true"], "revert": ["true"]},
+        "http": {"inject": call, "revert": call},
+    }
     for action, family in FAULT_FAMILIES.items():
         entry = {"name": "f", "action": action, "target": "app-1", "at": "1s"}
-        if action == "maintenance":
+        if action in ("maintenance", *own):
             del entry["target"]
         if action in params:
             entry["params"] = params[action]
+        entry |= own.get(action, {})
         assert type(adapter.validate_python(entry)) is family.model
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import BadInputError
-from harness.stack.base import Stack, StackOptions
+from harness.errors import BadInputError, StackError
+from harness.stack.base import ProcessState, Stack, StackOptions
 from harness.stack.compose import ComposeStack
 from harness.stack.external import ExternalStack
 from harness.stack.local import LocalStack
@@ -68,22 +68,39 @@ def test_a_compose_section_takes_the_command_line_project_over_the_scenario(
 
 
 def test_an_external_section_starts_nothing_and_describes_its_urls(tmp_path: Path) -> None:
-    section = Section(
-        kind="external", entry_url="http://127.0.0.1:9/", toxiproxy_url="http://127.0.0.1:8/"
-    )
+    section = Section(kind="external", entry_url="http://127.0.0.1:9/")
     stack = stack_for(section, StackOptions(tmp_path))
     assert isinstance(stack, ExternalStack)
     lines: list[str] = []
     info = stack.bring_up(lines.append)
-    assert (info.entry_url, info.toxiproxy_url) == ("http://127.0.0.1:9/", "http://127.0.0.1:8/")
+    assert (info.entry_url, info.toxiproxy_url, info.proxies) == ("http://127.0.0.1:9/", "", ())
     assert stack.reused
-    assert stack.journal_dir is None  # it takes no faults (yet)
+    assert stack.journal_dir == tmp_path.absolute()  # its faults are journaled like any other
     assert not stack.status().exists
     stack.down()  # never stops what it did not start
     with pytest.raises(BadInputError, match="no instances the harness controls"):
         stack.kill("app-1")
     assert stack.owns_host("127.0.0.1")
     assert not stack.owns_host("192.0.2.1")
+
+
+def test_an_external_stacks_proxies_are_those_its_toxiproxy_lists(tmp_path: Path) -> None:
+    section = Section(
+        kind="external", entry_url="http://127.0.0.1:9/", toxiproxy_url="http://127.0.0.1:1/"
+    )
+    stack = stack_for(section, StackOptions(tmp_path))
+    with pytest.raises(StackError, match=r"the Toxiproxy API at http://127.0.0.1:1/ does not"):
+        stack.info()
+    # Not the harness's to watch: taken as alive, so an unreachable revert is never "gone".
+    (server,) = stack.status().processes
+    assert server.state is ProcessState.ALIVE
+
+
+def test_front_proxy_and_a_toxiproxy_of_ones_own_do_not_go_together(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match=r"not with stack\.toxiproxy_url"):
+        ExternalStack(
+            "http://127.0.0.1:9", "http://127.0.0.1:8", state_dir=tmp_path, front_proxy=True
+        )
 
 
 @pytest.mark.parametrize(
