@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
@@ -26,6 +26,12 @@ from pydantic_core import PydanticCustomError
 from harness.durations import DurationError, parse_duration
 
 __all__ = [
+    "MAX_DURATION_S",
+    "MAX_INT64",
+    "MAX_NESTING",
+    "MAX_RATE",
+    "MAX_USERS",
+    "MAX_WORKERS",
     "Duration",
     "FieldModel",
     "Name",
@@ -45,6 +51,16 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+# Upper bounds. A number past them is a typo or an attack, never a test: each is far above what
+# one harness drives, and keeps the arithmetic done with the value finite and fast.
+MAX_INT64: Final = 2**63 - 1  # what Toxiproxy's Go decoder accepts for a toxic attribute
+MAX_WORKERS: Final = 512  # as --workers (harness.cli.options)
+MAX_USERS: Final = 100_000  # simulated users at once
+MAX_RATE: Final = 1_000_000.0  # per second: arrivals, users spawned
+MAX_DURATION_S: Final = 30 * 86_400.0  # a phase, a fault's start or length, a timeout
+_HUGE: Final = 1e15
+MAX_NESTING: Final = 64  # lists and mappings inside each other, in a scenario or a JSON record
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -101,12 +117,15 @@ def as_number(value: object) -> float | None:
     return None
 
 
-def whole_number(minimum: int) -> Callable[[object], int]:
-    """A validator of whole numbers >= ``minimum``."""
+def whole_number(minimum: int, maximum: int = MAX_INT64) -> Callable[[object], int]:
+    """A validator of whole numbers from ``minimum`` to ``maximum`` (int64 unless given)."""
 
     def check(value: object) -> int:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
-            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            if minimum <= value <= maximum:
+                return value
+            if value > maximum:
+                raise invalid(f"expected a whole number <= {maximum}, got {show(value)}")
         raise invalid(f"expected a whole number >= {minimum}, got {show(value)}")
 
     return check
@@ -115,10 +134,12 @@ def whole_number(minimum: int) -> Callable[[object], int]:
 def number(
     low: float, high: float | None = None, *, above: bool = False
 ) -> Callable[[object], float]:
-    """A validator of finite numbers >= low (> low with ``above``), <= high when given."""
+    """A validator of finite numbers >= low (> low with ``above``), <= high when given. Without
+    ``high``, numbers past 1e15 are refused all the same: no quantity of a test is that large,
+    and float arithmetic with them loses the units."""
     wanted = f"> {low:g}" if above else f">= {low:g}"
     if high is not None:
-        wanted = f"from {low:g} to {high:g}"
+        wanted = f"> {low:g} and <= {high:g}" if above else f"from {low:g} to {high:g}"
 
     def check(value: object) -> float:
         got = as_number(value)
@@ -126,9 +147,11 @@ def number(
             got is not None
             and math.isfinite(got)
             and (got > low if above else got >= low)
-            and (high is None or got <= high)
+            and got <= (_HUGE if high is None else high)
         ):
             return got
+        if got is not None and got > (_HUGE if high is None else high) and high is None:
+            raise invalid(f"expected a number <= {_HUGE:g}, got {show(value)}")
         raise invalid(f"expected a number {wanted}, got {show(value)}")
 
     return check
@@ -158,6 +181,8 @@ def duration(*, positive: bool) -> Callable[[object, ValidationInfo], float]:
             raise invalid(f"expected a duration in seconds >= 0, got {show(value)}")
         if positive and seconds == 0:
             raise invalid(f"expected a duration longer than 0s, got {show(value)}")
+        if seconds > MAX_DURATION_S:
+            raise invalid(f"expected a duration of at most 720h (30 days), got {show(value)}")
         return seconds
 
     return check

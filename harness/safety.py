@@ -15,6 +15,12 @@ Where it is enforced:
   worker, whatever library a locustfile uses, goes to loopback, an allowed host or the stack the
   run started (``StackInfo.hosts()``), or fails with ``PermissionError`` before a byte is sent
   (Locust records it as a failed request);
+* every URL the harness will call, wherever it comes from (:func:`url_problem`): the scenario,
+  an ``http`` fault, a journal record, the game day's control file. A URL is read the way the
+  HTTP clients read it (``requests``/``urllib3``, which Locust's ``HttpUser`` and the Toxiproxy
+  client use, and ``urllib``), and refused when two readings could disagree on the host: user
+  info (``user@``), a backslash, whitespace or a control character (``http://evil.example\\@
+  127.0.0.1/`` is 127.0.0.1 to ``urlsplit`` and evil.example to ``urllib3``);
 * ``harness rollback`` and the rollback a run does first (:func:`harness.faults.targets.
   check_record`): a journal record
   whose URLs name a host not allowed (nor an address of the compose project it names) is refused,
@@ -29,6 +35,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import ipaddress
+import json
+import math
 import os
 import re
 import socket
@@ -36,12 +44,17 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
-from harness.errors import BadInputError
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
+
+from harness.errors import BadInputError, clip
+from harness.fields import MAX_NESTING
 
 __all__ = [
     "ALLOW_TARGETS_ENV",
+    "MAX_URL_CHARS",
     "TargetPolicy",
     "TargetRefused",
     "check_dsn",
@@ -49,10 +62,15 @@ __all__ = [
     "guard_sockets",
     "hosts_from_env",
     "is_loopback",
+    "json_depth_problem",
+    "loads_json",
     "run_policy",
+    "split_url",
+    "url_problem",
 ]
 
 ALLOW_TARGETS_ENV: Final = "HARNESS_ALLOW_TARGETS"
+MAX_URL_CHARS: Final = 2048
 _SEPARATORS: Final = re.compile(r"[\s,]+")
 _HOST: Final = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
@@ -98,12 +116,61 @@ def hosts_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     )
 
 
-def host_of(url: str) -> str:
-    """The host of a URL, lower case, without brackets; ``""`` when it has none."""
+def url_problem(url: object, schemes: tuple[str, ...] | None = ("http", "https")) -> str | None:
+    """Why ``url`` is not a URL the harness may call (a short phrase without the value), or
+    None when it is one. ``schemes=None``: any scheme (the host is what matters).
+
+    The host is checked as ``urllib3.util.parse_url`` reads it (the parser behind ``requests``,
+    so behind Locust's ``HttpUser`` and the Toxiproxy client) and as ``urllib.parse.urlsplit``
+    reads it (``urllib.request`` and the rest of the harness), and must be the same for both.
+    What makes readings differ is refused outright: user info, backslashes, whitespace and
+    control characters, a host that is neither an IP address nor an ASCII host name.
+    """
+    if not isinstance(url, str) or not url:
+        return "expected a URL"
+    if len(url) > MAX_URL_CHARS:
+        return f"a URL longer than {MAX_URL_CHARS} characters"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "whitespace or a control character in a URL"
+    if "\\" in url:
+        return "a backslash in a URL (clients disagree on where it ends the host)"
     try:
-        return (urlsplit(url.strip()).hostname or "").rstrip(".")
-    except ValueError:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a port out of range or not a number
+        theirs = parse_url(url)
+    except (ValueError, LocationParseError):
+        return "not a URL with a valid host and port"
+    if schemes is not None and parts.scheme not in schemes:
+        return f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}"
+    if "@" in parts.netloc:
+        return "user info (user@ or user:password@) in a URL is not allowed"
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        return "a URL without a host"
+    try:
+        normalize_host(host)
+    except BadInputError:
+        return "a host that is neither an IP address nor a host name of letters, digits, '-'"
+    if (theirs.host or "").strip("[]").lower().rstrip(".") != host:
+        return "a URL whose host HTTP clients read differently"
+    return None
+
+
+def split_url(url: str, what: str) -> SplitResult:
+    """``url`` split, after :func:`url_problem` found nothing; else a one-line
+    ``BadInputError`` naming ``what`` and the value (cut short)."""
+    problem = url_problem(url)
+    if problem:
+        raise BadInputError(f"{what}: {problem}: {clip(repr(url))}")
+    return urlsplit(url)
+
+
+def host_of(url: str) -> str:
+    """The host of a URL, lower case, without brackets; ``""`` when it has none, or when
+    clients could read another host in it (:func:`url_problem`)."""
+    if url_problem(url.strip(), schemes=None):
         return ""
+    return (urlsplit(url.strip()).hostname or "").rstrip(".")
 
 
 @dataclass(frozen=True)
@@ -129,10 +196,12 @@ class TargetPolicy:
 
     def check_url(self, url: str, what: str) -> None:
         """``TargetRefused`` naming ``what`` and the host, unless the URL's host is allowed. A
-        URL without a host is refused too: where it would go is not known."""
+        URL without a host is refused too: where it would go is not known, and so is one that
+        HTTP clients could read another host in (:func:`url_problem`)."""
+        problem = url_problem(url.strip(), schemes=None)
+        if problem:
+            raise TargetRefused(f"{what}: {problem}: {clip(repr(url))}")
         host = host_of(url)
-        if not host:
-            raise TargetRefused(f"{what}: {url!r} names no host")
         if not self.permits(host):
             raise TargetRefused(
                 f'{what}: host "{host}" is not loopback nor an allowed target; allow it with '
@@ -184,7 +253,54 @@ def check_dsn(dsn: str, policy: TargetPolicy, what: str) -> None:
     expansion) would connect to a host the policy does not allow."""
     for host in dsn_hosts(dsn):
         if not policy.permits(host):
-            policy.check_url(f"postgresql://{host}", what)
+            policy.check_url(
+                f"postgresql://[{host}]" if ":" in host else f"postgresql://{host}", what
+            )
+
+
+# --- JSON from files and requests others may have written -----------------------------------------
+
+# A string (escapes included) or one bracket: what the depth scan looks at, nothing else.
+_JSON_TOKEN: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[{\]}]')
+
+
+def json_depth_problem(text: str, max_depth: int = MAX_NESTING) -> str | None:
+    """``"nested deeper than N levels"`` when ``text`` opens more than ``max_depth`` arrays
+    and objects inside each other, else None. A scan of the brackets outside strings, done
+    before parsing: ``json.loads`` recurses once per level and dies of ``RecursionError``."""
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text):
+        piece = match.group()
+        if piece in ("[", "{"):
+            depth += 1
+            if depth > max_depth:
+                return f"nested deeper than {max_depth} levels at offset {match.start()}"
+        elif piece in ("]", "}"):
+            depth -= 1
+    return None
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")  # json.loads takes NaN and Infinity; JSON does not
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {clip(text)} is out of range")  # 1e400 would be inf
+    return value
+
+
+def loads_json(text: str | bytes, max_depth: int = MAX_NESTING) -> Any:
+    """``json.loads`` for text from outside (a journal line, a request body): ``ValueError``
+    (as ``json.loads`` raises) for nesting deeper than ``max_depth``, checked before parsing,
+    and for ``NaN``/``Infinity`` (not JSON) and numbers too large for a float."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")  # UnicodeDecodeError is a ValueError too
+    problem = json_depth_problem(text, max_depth)
+    if problem:
+        raise ValueError(f"JSON {problem}")
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
 
 
 # --- the Locust processes -------------------------------------------------------------------------

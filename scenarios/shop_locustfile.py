@@ -24,9 +24,11 @@ from harness.load.users import RetryingHttpUser
 
 @events.init.add_listener
 def _finish_purchases_on_stop(environment: Any, **_: Any) -> None:
-    # A user asked to stop (the ramp-down, the end of the run) finishes its task first: a
-    # checkout cut off mid-flight could place an order no answer was ever recorded for, and the
-    # scenarios' integrity SLOs compare orders with the answers the load saw.
+    # A user asked to stop (the ramp-down, the end of the run) finishes the request it has in
+    # flight first: a checkout cut off mid-flight could place an order no answer was ever
+    # recorded for, and the scenarios' integrity SLOs compare orders with the answers the load
+    # saw. Then it stops (harness.load.users): no retry and no next request of the task; a user
+    # waiting between attempts (a Retry-After) stops at once.
     environment.stop_timeout = 10
 
 

@@ -18,6 +18,7 @@ from harness.cli.run_commands import (
     report_command,
     rollback,
     run_command,
+    validate_command,
     worker,
 )
 from harness.cli.stack_commands import down, status, up
@@ -32,6 +33,7 @@ COMMANDS: tuple[click.Command, ...] = (
     images,
     proxy,
     # runs, and what a run leaves behind
+    validate_command,
     run_command,
     gameday_command,
     capacity_command,

@@ -11,12 +11,13 @@ every command name theirs (``HARNESS_STATE_DIR``, ``HARNESS_ALLOW_TARGETS``).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
 import click
+from click.core import ParameterSource
 
 from harness.durations import DurationError, parse_duration
 from harness.errors import BadInputError
@@ -30,6 +31,7 @@ __all__ = [
     "allow_target_option",
     "compose_file_option",
     "duration",
+    "given_ports",
     "port_options",
     "project_option",
     "reports_option",
@@ -241,6 +243,17 @@ def port_options(command: F) -> F:
         return command(*args, ports=ports, **kwargs)
 
     return _stacked(*(flag.option() for flag in PORT_FLAGS))(cast(F, collect))
+
+
+def given_ports(ports: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The port flags given on the command line or by their variables, not defaulted: to
+    ``harness run`` a default means "the ports of the stack up", not "move it to 8080"."""
+    ctx = click.get_current_context()
+    return tuple(
+        (flag.field, ports[flag.field])
+        for flag in PORT_FLAGS
+        if ctx.get_parameter_source(flag.param) not in (None, ParameterSource.DEFAULT)
+    )
 
 
 # --- the blast radius -----------------------------------------------------------------------

@@ -69,11 +69,13 @@ def stack_for(flags: StackFlags, up: UpFlags | None = None) -> LocalStack | Comp
     if up is None:
         return LocalStack(flags.state_dir)
     ports = StackPorts(**up.ports)
+    env = parse_env_pairs(up.app_env)
     config = LocalStackConfig(
         ports=ports,
         toxiproxy=up.toxiproxy,
         admin_token=up.admin_token,
-        app_env=parse_env_pairs(up.app_env),
+        app_env=env,
+        base_env=env,  # a person's settings: a run's stack.env goes on top of them
     )
     return LocalStack(flags.state_dir, config)
 

@@ -6,11 +6,13 @@ Both look the action up in the registry (:mod:`harness.faults.registry`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from harness.errors import BadInputError
 from harness.faults.base import RECORD_VERSION, Fault
 from harness.faults.model import FaultModel
 from harness.faults.registry import FAULT_FAMILIES
+from harness.faults.stackref import stack_from_ref
 from harness.stack import Stack, StackInfo
 
 __all__ = ["Scheduled", "build_fault", "fault_from_record", "faults_of_scenario"]
@@ -41,11 +43,16 @@ def faults_of_scenario(
     return scheduled
 
 
-def fault_from_record(record: object, *, stack: Stack | None = None) -> Fault:
+def fault_from_record(
+    record: object, *, stack: Stack | None = None, journal_dir: Path | None = None
+) -> Fault:
     """Rebuild a fault from its :meth:`~harness.faults.base.Fault.to_record`, to revert it.
 
-    The stack is found again from the record's reference unless ``stack`` is given. A record
-    this harness cannot read is a ``BadInputError`` that says why.
+    The stack is found again from the record's reference, once, here, unless ``stack`` is given.
+    ``journal_dir``: the state directory of the journal the record was read from; a reference
+    to a stack that directory does not own is refused
+    (:func:`~harness.faults.stackref.stack_from_ref`). A record this harness cannot read is a
+    ``BadInputError`` that says why.
     """
     if not isinstance(record, Mapping):
         raise BadInputError(f"fault record: expected a mapping, got {record!r}")
@@ -59,4 +66,6 @@ def fault_from_record(record: object, *, stack: Stack | None = None) -> Fault:
     family = FAULT_FAMILIES.get(kind) if isinstance(kind, str) else None
     if family is None:
         raise BadInputError(f"fault record {name!r}: unknown kind {kind!r}")
+    if stack is None:
+        stack = stack_from_ref(record.get("stack"), required=False, journal_dir=journal_dir)
     return family.from_record(record, stack)

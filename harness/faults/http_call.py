@@ -38,7 +38,7 @@ from harness.faults.base import RECORD_VERSION, Fault, record_str
 from harness.faults.envref import check_references, expand, mask, references
 from harness.faults.model import FaultModel
 from harness.fields import FieldModel, PositiveDuration, invalid, show
-from harness.safety import TargetPolicy, run_policy
+from harness.safety import TargetPolicy, run_policy, url_problem
 from harness.stack import Stack, StackInfo
 
 __all__ = [
@@ -93,6 +93,10 @@ def _url(value: object) -> str:
                 )
             if any(c.isspace() for c in value):
                 raise invalid(f"expected a URL without spaces, got {show(value)}")
+            # The host as the HTTP clients will read it (harness.safety.url_problem).
+            problem = url_problem(value)
+            if problem:
+                raise invalid(f"{problem}: got {show(value)}")
             check_references(parts.query)
             return value
     raise invalid(f"expected an http(s) URL like https://flags.example.com/x, got {show(value)}")

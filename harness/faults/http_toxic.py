@@ -34,7 +34,7 @@ from pydantic import BeforeValidator, Field, PlainValidator, model_validator
 from harness.errors import BadInputError, ProxyConflict, ProxyNotFound, ToxiproxyError
 from harness.faults.base import RECORD_VERSION, Fault, record_str
 from harness.faults.model import FaultModel, TargetKind
-from harness.faults.stackref import stack_from_ref, stack_ref, toxiproxy_is_gone
+from harness.faults.stackref import stack_ref, toxiproxy_is_gone
 from harness.faults.toxic import TOXIPROXY_TIMEOUT_S, proxy_of, toxic_name, toxiproxy_of
 from harness.fields import (
     Duration,
@@ -169,7 +169,7 @@ class AddHttpToxic:
             toxic=record_str(toxic, "name"),
             attributes=_attributes_from_json(toxic.get("attributes"), where),
             toxiproxy_url=record_str(record, "toxiproxy_url"),
-            stack=stack or stack_from_ref(record.get("stack"), required=False),
+            stack=stack,  # found by fault_from_record (harness.faults.factory)
         )
 
     def _client(self) -> ToxiproxyClient:

@@ -16,6 +16,11 @@ no-op. A process killed in the middle of a write can only leave a torn *last* li
 step that had not returned yet (an inject is never started before its line is on disk), so a torn
 last line is dropped; an unreadable line anywhere else is reported, never guessed at.
 
+The journal and its lock are opened without following a symbolic link, and used only when they
+are regular files of this user's with mode 0600 (:mod:`harness.private_files`): the records say
+what a rollback reverts, so a file anyone else could have written, or a link to another file that
+a torn-tail cut would shorten, is refused.
+
 One writer at a time: :meth:`Journal.open` takes an exclusive lock (``faults.jsonl.lock``, which
 the kernel releases when the writer dies), so ``harness rollback`` cannot fight a live run.
 
@@ -30,12 +35,10 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import errno
 import fcntl
 import json
 import logging
 import os
-import stat
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -46,7 +49,9 @@ from typing import Any, Final, Self
 
 from harness.errors import HarnessError, InfrastructureError
 from harness.faults.base import Fault, fault_summary
+from harness.private_files import open_private
 from harness.record import EventKind, EventSink
+from harness.safety import loads_json
 
 __all__ = [
     "JOURNAL_FILE",
@@ -219,7 +224,8 @@ class Journal:
             return self
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+            # Not through a link, and only a lock file of this user's (see harness.private_files).
+            fd = open_private(self.lock_file, os.O_RDWR | os.O_CREAT, repair_mode=True)
         except OSError as exc:
             raise self._error("cannot open its lock", exc) from None
         try:
@@ -314,7 +320,7 @@ class Journal:
     def read(self) -> JournalContents:
         """Every readable line, and what could not be read. An absent journal is an empty one."""
         try:
-            fd = _open_owned(self.path, os.O_RDONLY)
+            fd = open_private(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return JournalContents(entries=())
         except OSError as exc:
@@ -386,7 +392,7 @@ class Journal:
 
     def _open_for_append(self) -> int:
         created = not self.path.exists()
-        fd = _open_owned(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        fd = open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         if created:  # the file's name must survive a crash too, not only its contents
             _fsync_dir(self.path.parent)
         return fd
@@ -394,7 +400,7 @@ class Journal:
     def _drop_torn_tail(self) -> None:
         """Cut a last line a crash left without its newline, before appending after it."""
         try:
-            with os.fdopen(_open_owned(self.path, os.O_RDWR), "r+b") as journal:
+            with os.fdopen(open_private(self.path, os.O_RDWR), "r+b") as journal:
                 data = journal.read()
                 if not data or data.endswith(b"\n"):
                     return
@@ -422,26 +428,6 @@ class Journal:
         return InfrastructureError(f"fault journal {self.path}: {action}: {exc.strerror or exc}")
 
 
-def _open_owned(path: Path, flags: int) -> int:
-    """Open the journal without following a symbolic link, and only when it is a regular file
-    of this user's that nobody else may write: its records say what a rollback reverts (and an
-    ``exec`` record what it runs), so a file anyone else could have written is refused.
-    ``OSError`` (``FileNotFoundError`` when absent) as :func:`os.open` raises it."""
-    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    info = os.fstat(fd)
-    problem = ""
-    if not stat.S_ISREG(info.st_mode):
-        problem = "not a regular file"
-    elif info.st_uid != os.geteuid():
-        problem = f"owned by uid {info.st_uid}, not by this user ({os.geteuid()})"
-    elif info.st_mode & 0o022:
-        problem = f"writable by others (mode {stat.S_IMODE(info.st_mode):o})"
-    if problem:
-        os.close(fd)
-        raise PermissionError(errno.EPERM, f"refused: {problem}")
-    return fd
-
-
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -453,7 +439,7 @@ def _fsync_dir(directory: Path) -> None:
 def _parse(raw: bytes, number: int) -> JournalEntry:
     """One line, checked field by field; ValueError says what is wrong with it."""
     try:
-        data = json.loads(raw)
+        data = loads_json(raw)  # depth checked first: a deep line must not be a RecursionError
     except ValueError as exc:
         raise ValueError(f"not JSON ({exc})") from None
     if not isinstance(data, dict):

@@ -27,7 +27,7 @@ from harness.faults.base import RECORD_VERSION, Fault, record_str, record_strs
 from harness.faults.http import post_json
 from harness.faults.http_toxic import AddHttpToxic, HttpAbortParams, HttpBody, http_toxic
 from harness.faults.model import FaultModel, TargetKind
-from harness.faults.stackref import stack_from_ref, stack_is_gone, stack_ref
+from harness.faults.stackref import stack_is_gone, stack_ref
 from harness.fields import Duration, FieldModel, Name
 from harness.stack import Stack, StackInfo
 
@@ -109,7 +109,7 @@ class MaintenanceMode:
             name=record_str(record, "name"),
             admin_urls=record_strs(record, "admin_urls"),
             admin_token=record_str(record, "admin_token"),
-            stack=stack or stack_from_ref(record.get("stack"), required=False),
+            stack=stack,  # found by fault_from_record (harness.faults.factory)
         )
 
     def _switch(self, *, enabled: bool) -> None:

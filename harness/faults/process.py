@@ -17,7 +17,7 @@ from harness.errors import StackError
 from harness.faults.base import RECORD_VERSION, Fault, record_str
 from harness.faults.http import wait_for_status
 from harness.faults.model import FaultModel, TargetKind
-from harness.faults.stackref import instance_state, stack_from_ref, stack_ref
+from harness.faults.stackref import instance_state, require_stack, stack_ref
 from harness.fields import Name
 from harness.stack import ProcessState, Stack, StackInfo
 
@@ -57,12 +57,10 @@ class _InstanceFault:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], stack: Stack | None = None) -> Self:
-        found = stack or stack_from_ref(record.get("stack"), required=True)
-        assert found is not None  # required=True raised otherwise
         return cls(
             name=record_str(record, "name"),
             target=record_str(record, "target"),
-            stack=found,
+            stack=require_stack(record, stack),  # found by fault_from_record
             healthz_url=record_str(record, "healthz_url"),
         )
 

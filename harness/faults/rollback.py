@@ -7,10 +7,19 @@ fault that was never injected, or was reverted just before the crash, costs a no
 that cannot be read is reported and skipped; the others are still reverted. Only when everything
 is clean is the journal set aside, so a second rollback finds nothing to do; otherwise it keeps
 what is left for the next try.
+
+What a rollback trusts: the journal itself (opened without following links, only when it is this
+user's own 0600 file, see :mod:`harness.private_files`), and the stack state of the journal's own
+state directory. A record's stack reference is resolved through the stack registry bound to that
+directory (:func:`~harness.faults.stackref.stack_from_ref`): a local stack elsewhere is refused,
+so a record can never make a revert stop, truncate or start what another directory's
+``stack.json`` names; and every host a revert would call goes through the target policy first
+(``check``). A refused record is reported in one line and kept in the journal.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,8 +47,19 @@ class RollbackOutcome:
     @property
     def line(self) -> str:
         if self.reverted:
-            return f"reverted: {self.name}: {self.description}"
-        return f"NOT reverted: {self.name}: {self.description}: {self.error}"
+            return _one_line(f"reverted: {self.name}: {self.description}")
+        return _one_line(f"NOT reverted: {self.name}: {self.description}: {self.error}")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_LINE_MAX = 1000
+
+
+def _one_line(text: str) -> str:
+    """Names and errors come from the journal, a file: one line, bounded, control characters
+    escaped, whatever a record holds."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return text if len(text) <= _LINE_MAX else f"{text[:_LINE_MAX]}..."
 
 
 @dataclass(frozen=True)
@@ -100,6 +120,7 @@ def roll_back(
         if on_outcome is not None:
             on_outcome(outcome)
 
+    journal_dir = journal.path.parent
     with journal:  # the lock: never fight a run that is still going
         contents = journal.read()
         faults: list[tuple[PendingFault, Fault]] = []
@@ -107,7 +128,9 @@ def roll_back(
             try:
                 if check is not None:
                     check(pending.record)
-                faults.append((pending, fault_from_record(pending.record, stack=stack)))
+                # Bound to the journal's own state directory: see the module docstring.
+                fault = fault_from_record(pending.record, stack=stack, journal_dir=journal_dir)
+                faults.append((pending, fault))
             except Exception as exc:  # a bad record, or a bug reading one: the others still run
                 error = f"cannot rebuild it from its record: {error_text(exc)}"
                 journal.failed(pending.id, pending.name, "rollback", error)

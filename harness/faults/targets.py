@@ -25,7 +25,14 @@ _URL_FIELDS: Final = ("toxiproxy_url", "healthz_url")
 _URL_LIST_FIELDS: Final = ("admin_urls",)
 # URLs one level down: the calls of an ``http`` fault (its URL's host is literal, see
 # harness.faults.http_call), both checked, since a rebuilt fault may be injected again.
-_NESTED_URL_FIELDS: Final = (("inject", "url"), ("revert", "url"))
+# The stack reference: an external stack's URLs are what its status (asked by an idempotent
+# revert) calls.
+_NESTED_URL_FIELDS: Final = (
+    ("inject", "url"),
+    ("revert", "url"),
+    ("stack", "entry_url"),
+    ("stack", "toxiproxy_url"),
+)
 
 
 def _record_fields(record: Mapping[str, Any]) -> list[tuple[str, str]]:

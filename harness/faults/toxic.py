@@ -24,7 +24,7 @@ from pydantic import (
 from harness.errors import BadInputError, ProxyConflict, ProxyNotFound, ToxiproxyError
 from harness.faults.base import RECORD_VERSION, Fault, record_str
 from harness.faults.model import FaultModel, TargetKind
-from harness.faults.stackref import stack_from_ref, stack_ref, toxiproxy_is_gone
+from harness.faults.stackref import stack_ref, toxiproxy_is_gone
 from harness.fields import FieldModel, Name, WholeNumber, invalid, number, one_of
 from harness.proxy.client import ToxiproxyClient
 from harness.stack import Stack, StackInfo
@@ -160,7 +160,7 @@ class AddToxics:
             proxy=record_str(record, "target"),
             toxics=tuple(ToxicSpec.from_json(t, f"fault record {name!r}") for t in toxics),
             toxiproxy_url=record_str(record, "toxiproxy_url"),
-            stack=stack or stack_from_ref(record.get("stack"), required=False),
+            stack=stack,  # found by fault_from_record (harness.faults.factory)
         )
 
     def _client(self) -> ToxiproxyClient:
@@ -216,7 +216,7 @@ class DisableProxy:
             name=record_str(record, "name"),
             proxy=record_str(record, "target"),
             toxiproxy_url=record_str(record, "toxiproxy_url"),
-            stack=stack or stack_from_ref(record.get("stack"), required=False),
+            stack=stack,  # found by fault_from_record (harness.faults.factory)
         )
 
     def _client(self) -> ToxiproxyClient:

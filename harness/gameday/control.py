@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from harness.errors import BadInputError, HarnessError, InfrastructureError
+from harness.private_files import read_private, write_private
 from harness.safety import run_policy
 
 __all__ = [
@@ -77,11 +78,10 @@ class ControlFile:
         """Atomically and owner-only: the token must never be readable by others, even briefly."""
         path = self.path(state_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(asdict(self), out)
-        os.replace(tmp, path)
+        try:
+            write_private(path, json.dumps(asdict(self)).encode())
+        except OSError as exc:
+            raise InfrastructureError(f"{path}: cannot write it: {exc.strerror}") from None
         return path
 
     @classmethod
@@ -99,7 +99,7 @@ class ControlFile:
         """The running game day's file; :class:`NoGameday` when there is none (or it is stale)."""
         path = cls.path(state_dir)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_private(path))
         except FileNotFoundError:
             raise NoGameday(f"no game day is running (no {path})") from None
         except (OSError, ValueError) as exc:

@@ -32,7 +32,7 @@ DEFAULT_WINDOW_S: Final = 30.0
 
 @dataclass(frozen=True)
 class CheckRow:
-    """One SLO or guard as the chaos tab shows it. ``state``: pass, fail, no data, not now,
+    """One SLO or guard as the chaos tab shows it. ``state``: pass, fail, n/a, no data, not now,
     at the end (SLOs); ok, holding, breached, no data (guards)."""
 
     name: str
@@ -133,7 +133,10 @@ class LiveBoard:
             window += f", {scope.label}"
         measurement = measure_buckets(slo.metric, buckets)
         if measurement.value is None:
-            return CheckRow(slo.name, slo.text, "no data", "", f"{window}: {measurement.evidence}")
+            # "n/a" (nothing to measure, and no failure: no 503 for the Retry-After share) is
+            # not "no data"; a missing value that is a failure is neither.
+            state = {"n/a": "n/a", "fail": "fail"}.get(measurement.missing, "no data")
+            return CheckRow(slo.name, slo.text, state, "", f"{window}: {measurement.evidence}")
         passed = compare(measurement.value, slo.comparator, slo.threshold.value)
         return CheckRow(
             slo.name,

@@ -14,7 +14,7 @@ Who does what::
       runner.send_message("harness_buckets")─► phase clock (50 ms): phase_start / phase_end
                                               fault ticker (50 ms): timeline.tick()
                                               guards (1 s): GuardWatch; a breach aborts
-                                              progress (1 s): one line on stderr
+                                              progress (1 s): stderr, in place on a TTY
                                               test_stop, quitting, the end: timeline.revert_all()
 
 The fault timeline and the guard evaluator come in as protocols (:class:`~harness.load.timeline.
@@ -43,7 +43,7 @@ from harness.errors import HarnessError, InfrastructureError
 from harness.load.collector import Collector
 from harness.load.guarding import Breach, GuardWatch, LiveGuards, NoGuards
 from harness.load.plan import PhaseMark, PhaseMarks, PhasePlan
-from harness.load.progress import fault_names, progress_line
+from harness.load.progress import ProgressOutput, fault_names, progress_line
 from harness.load.recording import MESSAGE_TYPE
 from harness.load.shape import PhaseShape
 from harness.load.timeline import NoFaults, Timeline
@@ -107,6 +107,8 @@ class MasterPlugin:
         self.expected_workers = expected_workers
         self.worker_timeout_s = worker_timeout_s
         self.progress = progress if progress is not None else sys.stderr
+        # In place on a terminal, a short line every few seconds elsewhere (load.progress).
+        self._out = ProgressOutput(self.progress)
         self.clock = clock
         self.marks = PhaseMarks(plan)
         self.t0: float | None = None
@@ -337,7 +339,7 @@ class MasterPlugin:
         while True:
             gevent.sleep(PROGRESS_INTERVAL_S)
             now = self.clock()
-            self._say(self._progress(now))
+            self._out.update(self._progress(now))
 
     def _progress(self, now: float) -> str:
         assert self.t0 is not None
@@ -364,11 +366,7 @@ class MasterPlugin:
         return self._last_active
 
     def _say(self, line: str) -> None:
-        try:
-            self.progress.write(f"harness: {line}\n")
-            self.progress.flush()
-        except (OSError, ValueError):  # a closed stderr must not end the run
-            pass
+        self._out.say(line)  # never raises: a closed stderr must not end the run
 
     def _write_marks(self, marks: list[PhaseMark]) -> None:
         assert self.t0 is not None
@@ -405,14 +403,14 @@ class MasterPlugin:
         self._wait_for_final_shipments()
         for greenlet in self._greenlets:
             greenlet.kill(block=True)
+        self._out.close()  # the last progress line stays, the end-of-load line goes below it
         now = self.clock()
         if self.t0 is not None:
             self._write_marks(self.marks.close(now - self.t0))
-            attempts, errors = self.collector.attempts, self.collector.errors
-            self._say(
-                f"load over after {now - self.t0:.1f}s: {attempts} requests, "
-                f"err {100 * errors / attempts if attempts else 0.0:.1f}%"
-            )
+            # No counts here: the collector's include what users sent while stopping, which no
+            # SLO judges; the verdict table's "totals" line gives the record's, over the SLOs'
+            # window (harness.report.data).
+            self._say(f"load over after {now - self.t0:.1f}s")
         runner.quit()
         return self._result()
 

@@ -31,6 +31,8 @@ from typing import Any, ClassVar
 
 import gevent  # type: ignore[import-untyped]
 from locust import FastHttpUser
+from locust.exception import StopUser
+from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
 from harness.load.recording import CONTEXT_KEY, AttemptContext
 from harness.load.retry import NAIVE, RetryPolicy, parse_retry_after
@@ -88,6 +90,8 @@ class RetryingHttpUser(FastHttpUser):
         failure in Locust's stats. ``headers`` (an ``Idempotency-Key``, say) go unchanged with
         every attempt.
         """
+        if self._state == LOCUST_STATE_STOPPING:
+            raise StopUser()  # asked to stop with nothing in flight: no new request goes out
         policy = self.retry_policy
         logical = next(_logical_ids)
         attempt = 0
@@ -122,7 +126,24 @@ class RetryingHttpUser(FastHttpUser):
                     return LogicalResult(ok, status, attempt, response)
             # Outside the with-block: Locust has reported the attempt (and the recorder filed it)
             # before the user sleeps.
-            _sleep_until(arrived + policy.wait(attempt - 1, retry_after, random.uniform))
+            self._wait_to_retry(arrived + policy.wait(attempt - 1, retry_after, random.uniform))
+
+    def _wait_to_retry(self, deadline: float) -> None:
+        """Sleep until ``deadline`` as Locust's own ``wait()`` does: a user asked to stop (a
+        ramp-down, the end of the run) stops here at once, with no request in flight. A user
+        asked to stop mid-request stops when its answer is in (here or at the next request).
+
+        Without it a user sleeping out a Retry-After counts as busy: the ramp-down waits for it
+        up to the stop timeout, the user count stalls, and at the timeout Locust kills every such
+        user at once, possibly mid-request (the flash sale's cool-down: 30 s Retry-After sleeps
+        from maintenance held the ramp-down 10 s, then were cut at the moment they all retried).
+        """
+        if self._state == LOCUST_STATE_STOPPING:
+            raise StopUser()
+        # While WAITING, Locust's stop() kills this greenlet in the sleep (GreenletExit).
+        self._state = LOCUST_STATE_WAITING
+        _sleep_until(deadline)
+        self._state = LOCUST_STATE_RUNNING
 
 
 class NaiveRetryUser(RetryingHttpUser):

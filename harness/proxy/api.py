@@ -9,6 +9,7 @@ sent as text/plain like Go's ``http.Error``.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from harness.proxy.proxy import ApiError, Proxy, ProxyCollection, toxic_exists, toxic_not_found
 from harness.proxy.toxics import TOXIC_TYPES, ToxicConfig, ToxicInputError
+from harness.safety import json_depth_problem
 
 # The Toxiproxy API version this server implements; clients gate features on it.
 COMPATIBLE_VERSION = "2.12.0"
@@ -66,11 +68,40 @@ async def read_json(request: web.Request) -> Any:
     text = text.lstrip()
     if not text:
         raise BadBody("EOF")
+    # Depth first, before any object is built: json recurses once per level and a deep body
+    # would be a RecursionError (a 500) where the real server answers 400.
+    too_deep = json_depth_problem(text, MAX_BODY_NESTING)
+    if too_deep:
+        raise BadBody(f"invalid JSON: {too_deep}")
     try:
-        value, _ = json.JSONDecoder().raw_decode(text)
+        value, _ = _DECODER.raw_decode(text)
     except json.JSONDecodeError as exc:
         raise BadBody(f"invalid JSON: {exc.msg} at offset {exc.pos}") from exc
+    except ValueError as exc:  # NaN, Infinity, 1e400: Go's decoder refuses them too
+        raise BadBody(f"invalid JSON: {exc}") from exc
     return value
+
+
+def _not_json(name: str) -> object:
+    raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} out of range")
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite)
+# Toxiproxy's bodies nest three levels at most; Go's decoder stops at 10000.
+MAX_BODY_NESTING = 64
+# A name must fit the request line that deletes it (aiohttp reads lines of up to 8190 bytes,
+# and a byte may be sent as %XX): the real server takes any length, and a 15 MB name there
+# can never be deleted either.
+MAX_NAME_BYTES = 1024
+_FLOAT32_MAX = 3.4028234663852886e38  # toxicity is a float32 in Go
+_INT64 = range(-(2**63), 2**63)
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
@@ -93,7 +124,13 @@ def _field(data: dict[str, Any], key: str, kind: type, current: Any) -> Any:
     else:
         ok = isinstance(value, kind)
     if not ok:
-        raise BadBody(f"field {key!r} must be a {kind.__name__}, got {json.dumps(value)}")
+        raise BadBody(f"field {key!r} must be a {kind.__name__}, got {json.dumps(value)[:60]}")
+    if kind is float and not abs(value) <= _FLOAT32_MAX:
+        raise BadBody(f"field {key!r}: number {value:g} out of range")
+    if kind is int and value not in _INT64:
+        raise BadBody(f"field {key!r}: number {str(value)[:40]} out of range")
+    if key == "name" and len(value.encode()) > MAX_NAME_BYTES:
+        raise BadBody(f"field 'name': longer than {MAX_NAME_BYTES} bytes")
     return float(value) if kind is float else value
 
 
@@ -176,12 +213,15 @@ async def proxy_show(request: web.Request) -> web.Response:
 
 async def proxy_update(request: web.Request) -> web.Response:
     collection = _collection(request)
-    proxy = collection.get(request.match_info["proxy"])
+    # The body first, then look the proxy up and act on it under the one lock: a proxy looked up
+    # before an await may be deleted meanwhile, and starting it then would leave a listener that
+    # no API call can reach.
     data = _object(await read_json(request), "proxy")
-    listen = _field(data, "listen", str, proxy.listen)
-    upstream = _field(data, "upstream", str, proxy.upstream)
-    enabled = _field(data, "enabled", bool, proxy.enabled)
     async with collection.lock:
+        proxy = collection.get(request.match_info["proxy"])
+        listen = _field(data, "listen", str, proxy.listen)
+        upstream = _field(data, "upstream", str, proxy.upstream)
+        enabled = _field(data, "enabled", bool, proxy.enabled)
         if proxy.differs(listen, upstream):
             # A new address or upstream restarts the proxy and drops its connections.
             proxy.stop()
@@ -217,8 +257,9 @@ async def toxic_index(request: web.Request) -> web.Response:
 
 
 async def toxic_create(request: web.Request) -> web.Response:
-    proxy = _collection(request).get(request.match_info["proxy"])
     data = _object(await read_json(request), "toxic")
+    # Looked up after the last await, so the toxic lands on the proxy the name holds now.
+    proxy = _collection(request).get(request.match_info["proxy"])
     kind = _field(data, "type", str, "")
     stream = _field(data, "stream", str, "downstream")
     name = _field(data, "name", str, "")
@@ -253,11 +294,12 @@ async def toxic_show(request: web.Request) -> web.Response:
 
 
 async def toxic_update(request: web.Request) -> web.Response:
+    data = _object(await read_json(request), "toxic")
+    # Looked up after the last await (see toxic_create).
     proxy = _collection(request).get(request.match_info["proxy"])
     current = proxy.toxics.get(request.match_info["toxic"])
     if current is None:
         raise toxic_not_found()
-    data = _object(await read_json(request), "toxic")
     toxicity = _field(data, "toxicity", float, current.toxicity)
     attributes = _attributes(current.type, data.get("attributes"), current.attributes)
     config = ToxicConfig(

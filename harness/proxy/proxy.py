@@ -87,22 +87,35 @@ class Proxy:
         self.toxics: dict[str, ToxicConfig] = {}
         self.connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
+        # Set once the collection lets go of the proxy (deleted, replaced, server closing): no
+        # API call can reach it any more, so it must never listen again.
+        self.retired = False
 
     # -- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         if self.enabled:
             return
+        if self.retired:
+            raise proxy_not_found()
         host, port = resolve_listen(self.listen or ":0", self.default_host)
         loop = asyncio.get_running_loop()
         try:
-            self._server = await loop.create_server(
+            server = await loop.create_server(
                 self._accept, host=host, port=port, backlog=1024, reuse_address=True
             )
         except OSError as exc:
             reason = (exc.strerror or str(exc)).lower()
             raise ApiError(f"listen tcp {join_host_port(host, port)}: bind: {reason}", 500) from exc
-        bound = self._server.sockets[0].getsockname()
+        if self._changed_while_binding():
+            # Retired, or started by someone else, while the bind was awaited: this listener
+            # would be one nobody can reach or stop.
+            server.close()
+            if self.retired:
+                raise proxy_not_found()
+            return
+        self._server = server
+        bound = server.sockets[0].getsockname()
         self.listen = join_host_port(host, int(bound[1]))
         self.enabled = True
 
@@ -116,6 +129,15 @@ class Proxy:
             self._server = None
         for connection in list(self.connections):
             connection.abort()
+
+    def _changed_while_binding(self) -> bool:
+        # A method, not an inline test: read after an await, the flags may differ from before.
+        return self.retired or self.enabled
+
+    def retire(self) -> None:
+        """Stop for good: the collection no longer holds this proxy."""
+        self.retired = True
+        self.stop()
 
     def _accept(self) -> asyncio.Protocol:
         return Connection(self).client
@@ -209,15 +231,17 @@ class ProxyCollection:
             existing.stop()
         if start:
             await proxy.start()
+        if existing is not None:
+            existing.retire()  # replaced: no name reaches it any more
         self.proxies[proxy.name] = proxy
         return proxy
 
     def remove(self, name: str) -> None:
         proxy = self.get(name)
-        proxy.stop()
         del self.proxies[name]
+        proxy.retire()
 
     def clear(self) -> None:
         for proxy in list(self.proxies.values()):
-            proxy.stop()
+            proxy.retire()
         self.proxies.clear()

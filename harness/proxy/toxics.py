@@ -147,6 +147,8 @@ class ToxicType:
             if value is None:
                 attributes[key] = attributes.get(key, 0)
             elif isinstance(value, int) and not isinstance(value, bool):
+                if not -(2**63) <= value < 2**63:  # an int64 in Go: larger is a 400 there
+                    raise ToxicInputError(f"field {key!r}: number {str(value)[:40]} out of range")
                 attributes[key] = value
             else:
                 raise ToxicInputError(f"field {key!r} must be a int, got {json.dumps(value)}")

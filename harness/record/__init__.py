@@ -5,6 +5,7 @@
     histogram   latency histogram with fixed log-linear bins (mergeable, bounded)
     buckets     the 100 ms bucket, the recorder that fills buckets, attempt records
     events      event kinds, an event as read back, the EventSink protocol
+    outcome     what counts as a failed request (the one definition)
     store       the run directory and its SQLite store (RunDir to read, RunWriter to write)
 
 Nothing here imports another harness layer (only :mod:`harness.errors`), so the load, the
@@ -26,6 +27,7 @@ from harness.record.buckets import (
 )
 from harness.record.events import Event, EventKind, EventSink
 from harness.record.histogram import Histogram
+from harness.record.outcome import describe_failed, failed_count, is_failed
 from harness.record.schema import NAMES_META, RunStatus
 from harness.record.store import RunDir, RunWriter
 
@@ -47,6 +49,9 @@ __all__ = [
     "SerializedBucket",
     "bucket_of",
     "bucket_start",
+    "describe_failed",
+    "failed_count",
+    "is_failed",
     "merge_all",
     "merge_serialized",
 ]

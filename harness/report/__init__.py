@@ -78,9 +78,15 @@ def write_report(run_dir: RunDir, report: RunReport) -> ReportPaths:
     from harness.report.summary import render_summary  # deferred: see above
 
     paths = ReportPaths(run_dir.summary_json, run_dir.junit_xml, run_dir.report_html)
-    _write_atomically(paths.summary_json, render_summary(report).encode("utf-8"))
-    _write_atomically(paths.junit_xml, render_junit(report))
-    _write_atomically(paths.report_html, render_html(report, render_all(report.series)).encode())
+    # Everything rendered before anything is written: a rendering that fails leaves no summary
+    # behind that the HTML (or the exit code) would contradict.
+    files = (
+        (paths.summary_json, render_summary(report).encode("utf-8")),
+        (paths.junit_xml, render_junit(report)),
+        (paths.report_html, render_html(report, render_all(report.series)).encode()),
+    )
+    for path, data in files:
+        _write_atomically(path, data)
     return paths
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from harness.integrity.readings import CheckValues, check_values
 from harness.record import Event, EventKind, RunDir, RunStatus
 from harness.record.buckets import BUCKETS_PER_SECOND, Bucket
+from harness.record.outcome import DEFINITION, describe_failed
 from harness.report.loadmodel import CLOSED, LoadModelInfo, load_model_of
 from harness.report.model import (
     JudgementLike,
@@ -30,8 +31,9 @@ from harness.report.model import (
 )
 from harness.report.series import Series, build_series
 from harness.report.stats import WindowStats, phase_stats, window_stats
+from harness.report.thresholds import slo_thresholds
 
-__all__ = ["RunReport", "SloRef", "collect", "slos_of"]
+__all__ = ["RunReport", "SloRef", "collect", "outside_window", "slos_of"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,10 @@ class RunReport:
     checks: tuple[CheckValues, ...] = ()
     # Closed or open (with its rates and dropped arrivals): latencies mean different things.
     load_model: LoadModelInfo = CLOSED
+    # Attempts recorded outside the whole-run window of ``totals`` (see data._totals).
+    outside_window: int = 0
+    # What counts as failed in this run, in one short line (harness.record.outcome).
+    failed_rule: str = DEFINITION
 
     @property
     def duration(self) -> float | None:
@@ -137,13 +143,52 @@ def _ended_early(events: Sequence[Event]) -> tuple[str, ...]:
     return ()
 
 
-def _totals(buckets: Sequence[Bucket], series: Series) -> WindowStats:
-    # From the first bin (buckets recorded before the first phase count too) to the end of the
-    # run or of the last bin, whichever is later: the whole run, nothing left out.
+def failed_statuses_of(scenario: Mapping[str, Any]) -> tuple[int, ...]:
+    """The statuses a resolved scenario (its dict form) declares failed; anything malformed is
+    skipped, as everything read from the store's meta."""
+    declared = scenario.get("failed_statuses")
+    if not isinstance(declared, list | tuple):
+        return ()
+    return tuple(code for code in declared if type(code) is int)
+
+
+def _totals(
+    buckets: Sequence[Bucket], series: Series, failed_statuses: tuple[int, ...] = ()
+) -> WindowStats:
+    """The whole run's numbers over the window a whole-run SLO judges (``harness.verdict``'s
+    rundata): from the start of the first phase to the end of the last one, or the end of the
+    run if that came first. So the totals, the end-of-run line and ``count(status == 500)``
+    count the same attempts; what Locust's users still sent while they stopped after the last
+    phase is left out of all of them (:func:`outside_window` says how much).
+
+    A run that recorded no phase (it crashed before the load started) has no such window: then
+    everything recorded counts, nothing left out.
+    """
+    if series.phases:
+        return window_stats(
+            buckets,
+            "whole run",
+            0.0,
+            min(series.phases[-1].end, series.end),
+            origin=series.origin,
+            failed_statuses=failed_statuses,
+        )
     start = series.x[0] if series.x else 0.0
     last = (buckets[-1].idx + 1) / BUCKETS_PER_SECOND - series.origin if buckets else 0.0
-    end = max(series.end, last)
-    return window_stats(buckets, "whole run", start, end, origin=series.origin)
+    return window_stats(
+        buckets,
+        "whole run",
+        start,
+        max(series.end, last),
+        origin=series.origin,
+        failed_statuses=failed_statuses,
+    )
+
+
+def outside_window(buckets: Sequence[Bucket], totals: WindowStats) -> int:
+    """Attempts recorded outside the whole-run window (before the first phase, or while the
+    users stopped after the last): recorded, shown in the plots, judged by no SLO."""
+    return sum(b.attempts for b in buckets) - totals.attempts
 
 
 def _with_reverts(recoveries: tuple[Recovery, ...], series: Series) -> tuple[Recovery, ...]:
@@ -187,9 +232,21 @@ def collect(
         recoveries=recoveries,
         step=step,
     )
+    # The SLO limits the plots draw, over the windows the SLOs judge.
+    series = replace(
+        series,
+        thresholds=slo_thresholds(
+            ((s.name, s.expression) for s in slos_of(scenario)),
+            run=(series.x[0] if series.x else 0.0, series.end),
+            phases=series.phases,
+            faults=series.faults,
+        ),
+    )
     recoveries = _with_reverts(recoveries, series)
     judged = {v.name for v in judgement.verdicts}
     outcome = outcome_of(status, judgement)
+    declared = failed_statuses_of(scenario)
+    totals = _totals(buckets, series, declared)
     return RunReport(
         run_name=Path(run_dir.root).name,
         scenario=str(meta.get("scenario_name") or scenario.get("name") or "unknown"),
@@ -206,14 +263,16 @@ def collect(
         recoveries=recoveries,
         unjudged=tuple(s for s in slos_of(scenario) if s.name not in judged),
         series=series,
-        phases=phase_stats(buckets, series.phases, origin=series.origin),
-        totals=_totals(buckets, series),
+        phases=phase_stats(buckets, series.phases, origin=series.origin, failed_statuses=declared),
+        totals=totals,
         events=tuple(events),
         notes=(*notes, *_ended_early(events)),
         clients=_clients_of(meta, scenario),
         aborted_by=_breaches_of(events),
         checks=_checks_of(events, scenario),
         load_model=load_model_of(scenario, events),
+        outside_window=outside_window(buckets, totals),
+        failed_rule=describe_failed(declared),
     )
 
 

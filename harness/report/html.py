@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 from collections.abc import Mapping
 from importlib import resources
@@ -23,18 +24,21 @@ import jinja2
 from harness.record import Event, RunStatus
 from harness.report import fmt
 from harness.report.data import RunReport
+from harness.report.model import VerdictLike, verdict_outcome
 from harness.report.plots import PLOTS
 from harness.report.series import FaultSpan
 from harness.report.stats import WindowStats
 from harness.report.terminal import check_rows
 
-__all__ = ["TEMPLATE", "load_template", "render_html"]
+__all__ = ["TEMPLATE", "detail_value", "load_template", "render_html"]
 
 TEMPLATE: Final = "report.html.j2"
 _DETAIL_LIMIT: Final = 240  # characters of an event's detail shown in the timeline
 # Keys an event detail repeats from elsewhere in the row, or that only the harness reads.
 _DETAIL_HIDDEN: Final = frozenset({"id", "planned", "index", "description"})
 _DESCRIBED: Final = frozenset({"kind", "target"})  # a fault's description already says them
+# A number above this under a ``*_at`` key is a unix time (2001 on), not a duration.
+_UNIX_TIME_FLOOR: Final = 1e9
 
 
 def load_template() -> jinja2.Template:
@@ -49,18 +53,27 @@ def load_template() -> jinja2.Template:
     return env.from_string(source)
 
 
+def _result(v: VerdictLike) -> str:
+    outcome = verdict_outcome(v)
+    # A "no data" the SLO's no_data: pass lets through is shown as such, not as a pass.
+    return "no data (pass)" if outcome == "no data" and v.passed else outcome
+
+
 def _verdict_rows(report: RunReport) -> list[dict[str, str]]:
     rows = []
     for v in report.judgement.verdicts:
+        observed, threshold = fmt.measured_pair(v.observed, v.threshold, v.unit)
+        if v.observed is None:  # "n/a" is an outcome of its own: no value is "none" else
+            observed = "n/a" if _result(v) == "n/a" else "none"
         rows.append(
             {
                 "name": v.name,
                 "expression": v.expression if v.expression != v.name else "",
                 "window": v.window_label,
-                "observed": fmt.measured(v.observed, v.unit),
-                "threshold": f"{v.comparator} {fmt.measured(v.threshold, v.unit)}",
-                "result": "pass" if v.passed else ("no data" if v.observed is None else "fail"),
-                "css": "pass" if v.passed else "fail",
+                "observed": observed,
+                "threshold": f"{v.comparator} {threshold}",
+                "result": _result(v),
+                "css": "skip" if _result(v) == "n/a" else ("pass" if v.passed else "fail"),
                 "detail": v.detail,
             }
         )
@@ -120,8 +133,12 @@ def _fault_rows(report: RunReport) -> list[dict[str, str]]:
                 if rec.time_to_first_impact_s is None
                 else fmt.duration(rec.time_to_first_impact_s)
             )
-            failed = fmt.NA if rec.failed_requests is None else str(rec.failed_requests)
+            failed = fmt.count(rec.failed_requests)
             detail = rec.detail
+            if rec.overlapping:
+                # Another fault in force before it recovered: the time may be that fault's.
+                recovery += f" (overlaps {', '.join(rec.overlapping)})"
+                css = "fail" if css == "fail" else "warn"
         rows.append(
             {
                 "name": name,
@@ -145,25 +162,48 @@ def _phase_row(stats: WindowStats, *, total: bool = False) -> dict[str, str]:
         "name": stats.name,
         "span": f"{fmt.offset(stats.start)} … {fmt.offset(stats.end)}",
         "users": "" if stats.users is None else str(stats.users),
-        "attempts": str(stats.attempts),
-        "requests": str(stats.requests),
-        "rps": f"{stats.rps:.1f}",
+        "attempts": fmt.count(stats.attempts),
+        "requests": fmt.count(stats.requests),
+        "rps": fmt.number(stats.rps),
         "ratio_503": fmt.percent(stats.ratio_503),
-        "errors": str(stats.errors),
+        "errors": fmt.count(stats.errors),
         "p99": fmt.ms(stats.p99_ms),
         "css": "total" if total else "",
     }
 
 
-def _detail_text(detail: Mapping[str, Any]) -> str:
+def _rounded(value: Any) -> Any:
+    """``value`` with every float in it cut to 4 significant digits (JSON stays JSON)."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}") if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def detail_value(key: str, value: Any, origin: float) -> str:
+    """One value of an event's detail as the timeline shows it: seconds since the run's start
+    (``offset``) and unix times (``*_at``) as the At column writes times, ``+40.0s``; other
+    numbers to 4 significant digits. Never ``offset=40.04419779777527``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        if key == "offset" or key.endswith("_offset"):
+            return fmt.offset(value)
+        if key.endswith("_at") and value > _UNIX_TIME_FLOOR:
+            return fmt.offset(value - origin)
+        return fmt.number(value)
+    return json.dumps(_rounded(value), separators=(",", ":"), ensure_ascii=False)
+
+
+def _detail_text(detail: Mapping[str, Any], origin: float = 0.0) -> str:
     hidden = _DETAIL_HIDDEN | (_DESCRIBED if "description" in detail else frozenset())
     shown = {k: v for k, v in detail.items() if k not in hidden}
     if not shown:
         return str(detail.get("description", ""))
-    text = ", ".join(
-        f"{k}={v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}"
-        for k, v in shown.items()
-    )
+    text = ", ".join(f"{k}={detail_value(k, v, origin)}" for k, v in shown.items())
     if "description" in detail:
         text = f"{detail['description']}; {text}"
     return text if len(text) <= _DETAIL_LIMIT else text[: _DETAIL_LIMIT - 1] + "…"
@@ -176,7 +216,7 @@ def _event_rows(report: RunReport) -> list[dict[str, str]]:
             "at": fmt.offset(e.t - origin),
             "kind": e.kind.value,
             "name": e.name,
-            "detail": _detail_text(e.detail),
+            "detail": _detail_text(e.detail, origin),
             "css": e.kind.value.split("_")[0],
         }
         # By time: the store's order is the write order, and a late writer (the CLI recording
@@ -241,6 +281,7 @@ def context(report: RunReport, plots: Mapping[str, bytes]) -> dict[str, Any]:
         "aborted_by": list(report.aborted_by),
         "verdicts": _verdict_rows(report),
         "faults": _fault_rows(report),
+        "failed_rule": report.failed_rule,
         "checks": [
             dict(zip(("name", "before", "after", "delta", "error"), row, strict=True))
             for row in check_rows(report)

@@ -4,14 +4,18 @@ Shape (the common JUnit schema that Jenkins, GitLab and the GitHub test-report a
 
     <testsuites name="harness" tests= failures= errors= skipped= time=>
       <testsuite name=SCENARIO tests= failures= errors= skipped= time= timestamp=>
-        <properties> run, status, outcome, exit_code </properties>
+        <properties> run, status, outcome, exit_code (the process's), stack, notes </properties>
         <testcase classname=SCENARIO name="run completed">   <failure> unless it completed
         <testcase classname=SCENARIO name=SLO NAME>          one per SLO:
-            passed                       no child
-            failed with a measurement    <failure message="observed 7.5% > threshold 5%">
-            failed without one (no data) <error message="no data: ...">; an SLO that cannot be
+            pass                         no child
+            fail                         <failure message="observed 7.5% > threshold 5%">
+                                         (also a missing value that is the failure itself:
+                                         a fault that never recovered)
+            no data, no_data: fail       <error message="no data: ...">; an SLO that cannot be
                                          measured must not pass, and is not a measured failure
-            passed without one           <skipped message="no data: ...">
+            no data, no_data: pass       <skipped message="no data: ...">
+            n/a                          <skipped message="n/a: REASON">: nothing was
+                                         verified, so not a pass; nor a failure
             not judged                   <skipped message="not judged">
 
 Text goes through ElementTree, which escapes markup; characters XML 1.0 cannot carry at all
@@ -28,7 +32,7 @@ from typing import Final
 
 from harness.report import fmt
 from harness.report.data import RunReport
-from harness.report.model import Outcome, VerdictLike
+from harness.report.model import Outcome, VerdictLike, verdict_outcome
 
 __all__ = ["RUN_COMPLETED", "render_junit"]
 
@@ -48,8 +52,9 @@ def _sub(parent: ET.Element, tag: str, attrs: dict[str, str], text: str = "") ->
 
 
 def _message(v: VerdictLike) -> str:
-    observed = fmt.measured(v.observed, v.unit)
-    threshold = fmt.measured(v.threshold, v.unit)
+    observed, threshold = fmt.measured_pair(v.observed, v.threshold, v.unit)
+    if v.observed is None:  # "n/a" is an outcome of its own: no value is "none" else
+        observed = "n/a" if verdict_outcome(v) == "n/a" else "none"
     window = f" ({v.window_label})" if v.window_label else ""
     return f"observed {observed}, expected {v.comparator} {threshold}{window}"
 
@@ -58,12 +63,15 @@ def _slo_case(suite: ET.Element, classname: str, v: VerdictLike) -> str:
     """Add one SLO's test case; which child it got ("" when it passed)."""
     case = _sub(suite, "testcase", {"classname": classname, "name": v.name, "time": "0"})
     body = "\n".join(part for part in (f"expression: {v.expression}", v.detail) if part)
-    if v.passed and v.observed is not None:
+    outcome = verdict_outcome(v)
+    if outcome == "pass":
         return ""
-    if v.passed:
-        _sub(case, "skipped", {"message": f"no data: {v.detail or _message(v)}"})
+    if outcome == "n/a" or (outcome == "no data" and v.passed):
+        # Skipped, not passed: nothing was verified, and a CI lists skips with their reason
+        # while never failing the build on one.
+        _sub(case, "skipped", {"message": f"{outcome}: {v.detail or _message(v)}"})
         return "skipped"
-    if v.observed is None:
+    if outcome == "no data":
         _sub(case, "error", {"message": f"no data: {_message(v)}", "type": "NoData"}, body)
         return "error"
     _sub(case, "failure", {"message": _message(v), "type": "SLOFailed"}, body)

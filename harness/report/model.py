@@ -27,6 +27,7 @@ __all__ = [
     "exit_code",
     "outcome_of",
     "recovery_of",
+    "verdict_outcome",
 ]
 
 
@@ -69,6 +70,18 @@ class Recovery:
     time_to_first_impact_s: float | None
     failed_requests: int | None
     detail: str = ""
+    overlapping: tuple[str, ...] = ()  # other faults in force before it recovered
+
+
+def verdict_outcome(v: VerdictLike) -> str:
+    """``pass``, ``fail``, ``n/a`` or ``no data``: the verdict's own ``outcome``, or, from a
+    verdict without one, what its value and ``passed`` say."""
+    outcome = getattr(v, "outcome", None)
+    if outcome in ("pass", "fail", "n/a", "no data"):
+        return str(outcome)
+    if v.observed is None:
+        return "no data"
+    return "pass" if v.passed else "fail"
 
 
 def _attr(obj: object, *names: str) -> object:
@@ -108,7 +121,14 @@ def recovery_of(obj: object) -> Recovery:
         if isinstance(failed, int) and not isinstance(failed, bool)
         else None,
         detail=detail if isinstance(detail, str) else "",
+        overlapping=_names(_attr(obj, "overlapping")),
     )
+
+
+def _names(value: object) -> tuple[str, ...]:
+    if not isinstance(value, tuple | list):
+        return ()
+    return tuple(str(name) for name in value)
 
 
 class JudgementLike(Protocol):

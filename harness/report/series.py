@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Final, Literal, TypeAlias
 
 from harness.errors import BadInputError
 from harness.record import Event, EventKind
@@ -33,8 +33,10 @@ __all__ = [
     "STATUS_CLASSES",
     "FaultSpan",
     "PhaseSpan",
+    "PlotName",
     "RecoveryMarker",
     "Series",
+    "Threshold",
     "build_series",
     "check_step",
     "fault_spans",
@@ -112,6 +114,22 @@ class RecoveryMarker:
     label: str
 
 
+PlotName: TypeAlias = Literal["ratios", "latency", "amplification"]
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One SLO's limit on one plot: ``value`` in the plot's unit, from ``start`` to ``end``
+    (seconds since the run's start)."""
+
+    plot: PlotName
+    slo: str
+    label: str  # "SLO spike-503s-bounded: < 30%"
+    value: float
+    start: float
+    end: float
+
+
 @dataclass(frozen=True)
 class Series:
     """Everything the plots draw. Per-bin tuples all have ``len(x)`` entries; rates are per
@@ -131,6 +149,7 @@ class Series:
     phases: tuple[PhaseSpan, ...] = ()
     faults: tuple[FaultSpan, ...] = ()
     recoveries: tuple[RecoveryMarker, ...] = ()
+    thresholds: tuple[Threshold, ...] = ()  # SLO limits to draw (harness.report.thresholds)
 
     @property
     def empty(self) -> bool:

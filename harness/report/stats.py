@@ -4,18 +4,21 @@ A bucket counts in a window when its start falls in ``[start, end)`` once both e
 to the nearest bucket boundary: the rule of ``harness.verdict`` (see its ``rundata`` module), so
 the phase table, the JSON and a ``during phase X`` SLO count the same buckets. Ratios and
 percentiles are None when the window had no attempt: a table shows "n/a", the JSON says null,
-and nobody reads a 0 that was never measured.
+and nobody reads a 0 that was never measured. ``failed`` is the one definition of
+:mod:`harness.record.outcome` (no response, 5xx, or a status the scenario declares failed), over
+every attempt, as recovery's failed requests and ``availability`` count it: a 409 is not failed.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from harness.record.buckets import BUCKETS_PER_SECOND, Bucket
 from harness.record.histogram import Histogram
+from harness.record.outcome import failed_count
 from harness.report.series import PhaseSpan
 
 __all__ = ["WindowStats", "phase_stats", "window_stats"]
@@ -34,7 +37,7 @@ class WindowStats:
     users: int | None  # the phase's target user count; None for the whole run
     attempts: int  # every HTTP attempt, retries included
     requests: int  # logical requests that finished (their last attempt started here)
-    failed: int  # of which ended without success
+    failed: int  # attempts that failed: no response, 5xx or a declared status (record.outcome)
     retries: int
     status_503: int
     status_5xx: int  # 500-599, 503 included
@@ -59,6 +62,7 @@ def window_stats(
     *,
     origin: float,
     users: int | None = None,
+    failed_statuses: Collection[int] = (),
 ) -> WindowStats:
     """Stats of ``buckets`` (in index order) whose start is in ``[origin+start, origin+end)``."""
     starts = [b.start - origin for b in buckets]
@@ -83,7 +87,7 @@ def window_stats(
         users=users,
         attempts=attempts,
         requests=requests,
-        failed=sum(b.failed for b in chosen),
+        failed=sum(failed_count(b.statuses, failed_statuses) for b in chosen),
         retries=sum(b.retries for b in chosen),
         status_503=s503,
         status_5xx=sum(n for b in chosen for c, n in b.statuses.items() if 500 <= c < 600),
@@ -98,9 +102,22 @@ def window_stats(
 
 
 def phase_stats(
-    buckets: Sequence[Bucket], phases: Sequence[PhaseSpan], *, origin: float
+    buckets: Sequence[Bucket],
+    phases: Sequence[PhaseSpan],
+    *,
+    origin: float,
+    failed_statuses: Collection[int] = (),
 ) -> tuple[WindowStats, ...]:
     """One :class:`WindowStats` per phase."""
     return tuple(
-        window_stats(buckets, p.name, p.start, p.end, origin=origin, users=p.users) for p in phases
+        window_stats(
+            buckets,
+            p.name,
+            p.start,
+            p.end,
+            origin=origin,
+            users=p.users,
+            failed_statuses=failed_statuses,
+        )
+        for p in phases
     )

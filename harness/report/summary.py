@@ -1,16 +1,27 @@
-"""``summary.json``: the run's verdict for machines. The keys below are a contract: add keys
-freely, but rename or retype one only with a new ``format``.
+"""``summary.json``: the run's verdict for machines. The keys are a contract, published as a
+JSON Schema shipped in this package (``summary.schema.json``, :func:`schema`): add keys freely,
+but rename or retype one only with a new ``format``.
+
+Every number is in the unit its key or its ``unit`` field names, nothing else: ``*_s`` and
+``*_at`` are seconds (``*_at`` unix time), ``*_ms`` milliseconds, ``ratio_*`` and shares a
+fraction 0..1 (5% is 0.05), ``rps`` attempts per second; an SLO's ``observed`` and
+``threshold`` are in its ``unit``: ``"s"`` (seconds), ``"ratio"`` (a fraction 0..1) or
+``"number"`` (a count, attempts per request, a check's reading); ``written_unit`` is the unit
+the SLO was written in, which the terminal, HTML and JUnit show the values in. Numbers are
+plain JSON numbers (never NaN or Infinity: those become null).
 
 ::
 
-    format        1
+    format        2 (1 had "unit" as the written unit beside values in base units)
     scenario      the scenario's name
     run           the run directory's name
     status        how the run ended, as the store says: completed | aborted | interrupted |
                   crashed | running
     outcome       PASS | FAIL | ABORTED | INCOMPLETE (the report's badge)
     passed        outcome == PASS
-    exit_code     0 pass, 1 an SLO failed, 3 incomplete (crashed), 4 aborted, 130 interrupted
+    exit_code     the exit code of the process that wrote the summary (``harness run``, or
+                  ``harness report`` rebuilding it): 0 pass, 1 an SLO failed, 2 bad input,
+                  3 infrastructure, 4 aborted, 130 interrupted
     started_at    unix seconds (the run directory's creation)
     ended_at      unix seconds, null when the run never recorded an end
     duration_s    ended_at - started_at, or null
@@ -20,53 +31,49 @@ freely, but rename or retype one only with a new ``format``.
     error         what went wrong, when the run recorded an error; else null
     notes         things every reader must know (e.g. the SLOs were not judged, and why)
     clients       the User classes that made the load, each with how it retries, as text
-                  ("ShopUser (up to 4 attempts, ...)"); empty when the run recorded none
     load_model    {"model": "closed"}, or for the open model also rates ({phase: arrivals/s}),
                   max_in_flight, arrivals and arrivals_dropped (null when not recorded)
     aborted_by    the guard breaches that stopped the run, as text; empty unless aborted
-    slos[]        one per SLO of the scenario:
-        name, expression, window, detail      strings
-        observed      number or null (no data in the window)
-        threshold     number, comparator (string: "<", "<=", "==", ...)
-        unit          the unit the SLO was written in ("%", "ms", "s", "m", "h" or ""); observed
-                      and threshold are in base units whatever it says: a share as a
-                      fraction (5% is 0.05), a duration in seconds
-        passed        bool; null when judged is false
-        judged        false when no verdict covers the SLO (then observed, threshold,
-                      comparator, unit and passed are null)
-    recoveries[]  one per fault the verdict assessed:
-        fault, detail (why, in words), recovered (bool), and numbers or null where the thing
-        never happened or was not measured: injected_at, reverted_at, reference_at (what
-        recovery counts from), recovered_at (unix seconds), recovery_time_s,
-        time_to_first_impact_s, failed_requests (int)
+    slos[]        one per SLO of the scenario: name, expression, window, detail (strings),
+                  observed (null: no data), threshold, comparator, unit, written_unit, passed,
+                  outcome (pass | fail | n/a | no data; null when not judged), judged (false
+                  when no verdict covers it: then the numbers are null)
+    recoveries[]  one per fault the verdict assessed: fault, detail, recovered, injected_at,
+                  reverted_at, reference_at, recovered_at, recovery_time_s,
+                  time_to_first_impact_s, failed_requests, overlapping (the other faults in
+                  force before it recovered: its recovery may be theirs)
     faults[]      the faults as the events recorded them: name, description, injected_s,
-                  reverted_s, reverted (false: still in force when the run ended; reverted_s
-                  is then the end of the run), manual (injected by hand on a game day), who
-                  (who injected it by hand, else ""), reverted_by (who reverted it by hand)
-    checks[]      the post-run checks: name, before, after, delta (null where not read),
-                  errors (why a reading is missing)
-    totals        the numbers below, over the whole run
-    phases[]      one per phase, from its phase_start event to its phase_end:
-        name, start_s, end_s, duration_s, users (or null), attempts, requests (logical, done),
-        failed, retries, status_503, status_5xx (503 included), no_response, rps (attempts/s),
-        ratio_503, p50_ms, p95_ms, p99_ms, retry_amplification (attempts / requests); the
-        ratios and percentiles are null when the window had no attempt
+                  reverted_s, reverted, manual, who, reverted_by
+    phases[]      one per phase, from its phase_start event to its phase_end: name, start_s,
+                  end_s, duration_s, users, attempts, requests, failed, retries, status_503,
+                  status_5xx, no_response, rps, ratio_503, p50_ms, p95_ms, p99_ms,
+                  retry_amplification
+    totals        the same numbers over the whole run: the window a whole-run SLO judges
+                  (first phase start to last phase end), so its counts are the SLOs' counts
+    outside_window  attempts recorded outside that window (users stopping after the last
+                  phase): in the plots, in no count above
+    checks[]      the post-run checks: name, before, after, delta, errors
 
-Numbers are plain JSON numbers (never NaN or Infinity: those become null).
+The schema's descriptions say the same, key by key.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from functools import cache
+from importlib import resources
 from typing import Any, Final
 
 from harness.report.data import RunReport
+from harness.report.model import verdict_outcome
 from harness.report.stats import WindowStats
+from harness.verdict.units import DURATION_UNITS
 
-__all__ = ["FORMAT", "KEYS", "render_summary", "summary"]
+__all__ = ["FORMAT", "KEYS", "SCHEMA_FILE", "json_unit", "render_summary", "schema", "summary"]
 
-FORMAT: Final = 1
+FORMAT: Final = 2
+SCHEMA_FILE: Final = "summary.schema.json"
 KEYS: Final = (
     "format",
     "scenario",
@@ -90,8 +97,30 @@ KEYS: Final = (
     "faults",
     "phases",
     "totals",
+    "outside_window",
     "checks",
 )
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema of ``summary.json`` (draft 2020-12), read from the package, so it is there
+    in an installed wheel too."""
+    text = resources.files("harness.report").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def json_unit(written: str) -> str:
+    """The unit an SLO's numbers are stored in, for the unit the SLO was written in: a share
+    (``%``) as a ``ratio``, a duration (``ms``, ``s``, ``m``, ``h``) in ``s``, anything without
+    a unit as a ``number``; any other unit as written (the value was never converted)."""
+    written = written.strip()
+    if written == "%":
+        return "ratio"
+    if written in DURATION_UNITS:
+        return "s"
+    return written or "number"
 
 
 def _num(value: float | None) -> float | None:
@@ -134,8 +163,10 @@ def summary(report: RunReport) -> dict[str, Any]:
             "observed": _num(v.observed),
             "threshold": _num(v.threshold),
             "comparator": v.comparator,
-            "unit": v.unit,
+            "unit": json_unit(v.unit),
+            "written_unit": v.unit,
             "passed": v.passed,
+            "outcome": verdict_outcome(v),
             "judged": True,
             "detail": v.detail,
         }
@@ -150,7 +181,9 @@ def summary(report: RunReport) -> dict[str, Any]:
             "threshold": None,
             "comparator": None,
             "unit": None,
+            "written_unit": None,
             "passed": None,
+            "outcome": None,
             "judged": False,
             "detail": "not judged",
         }
@@ -168,6 +201,7 @@ def summary(report: RunReport) -> dict[str, Any]:
             "time_to_first_impact_s": _num(r.time_to_first_impact_s),
             "failed_requests": r.failed_requests,
             "detail": r.detail,
+            "overlapping": list(r.overlapping),
         }
         for r in report.recoveries
     ]
@@ -207,6 +241,7 @@ def summary(report: RunReport) -> dict[str, Any]:
         "faults": faults,
         "phases": [_stats(p) for p in report.phases],
         "totals": _stats(report.totals),
+        "outside_window": report.outside_window,
         "checks": [
             {
                 "name": c.name,

@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         user_classes = load_user_classes(scenario.load.locustfile, scenario.load.user_classes)
         # Parsed again here (the pipeline checked them): the master runs on the scenario file it
         # reads, and a bad guard must stop it before any load, not halfway.
-        guards = GuardEvaluator(scenario.guards)
+        guards = GuardEvaluator(scenario.guards, failed_statuses=scenario.failed_statuses)
         stack, info = master_stack(args)
         started.extend(info.hosts())
         hooks = load_extensions(args.extensions)

@@ -6,8 +6,8 @@ plugin all come through :func:`run`, in the caller's own process (no Locust, no 
 
     this process (run)                        python -m harness.run.master    (Locust master)
     ──────────────────                        ─────────────────────────────
-    check the scenario (preflight)            reads scenario.json, opens the run store (the one
-    stack up, or reuse a healthy one          writer), listens for workers, writes master.json,
+    preflight (= validate); ports free        reads scenario.json, opens the run store (the one
+    stack up, or one up set as asked          writer), listens for workers, writes master.json,
     RunDir.create; post-run checks "before"   fires the run's hooks (extensions: game day,
     scenario.json; spawn the master ────────► capacity), runs the phases and the fault timeline,
     spawn N workers (once master.json says    reverts every fault on its way out, records how
@@ -45,16 +45,11 @@ from harness.run.children import (
 )
 from harness.run.conclude import conclude
 from harness.run.postchecks import POST_CHECK_SETTLE_S, check_target, record_post_checks
-from harness.run.preflight import (
-    check_catalogue_faults,
-    check_scenario,
-    resolve_scenario,
-    source_of,
-)
+from harness.run.preflight import check_catalogue_faults, preflight, resolve_scenario
 from harness.run.request import RunOutcome, RunRequest, ScenarioOverrides
 from harness.run.settle import settle
 from harness.run.signals import Signals
-from harness.run.stackup import RunStack, check_faults_supported, scenario_stack, stack_up
+from harness.run.stackup import RunStack, stack_up
 from harness.safety import run_policy
 from harness.scenario import Scenario
 
@@ -77,15 +72,13 @@ def run(
     end (stdout by default). ``request``: None, a plain run with the defaults."""
     request = request or RunRequest()
     tell = say or _stderr
-    check_scenario(scenario, source_of(scenario, request))
-    chosen = scenario_stack(scenario, request)
-    check_faults_supported(scenario, chosen)
+    # Everything checkable before anything starts (as `harness validate`), then what a run
+    # adds: no stack is started and no run directory made until these pass.
+    chosen = preflight(scenario, request).stack
     check_catalogue_faults(scenario, request)
     check_fault_env(scenario.faults)  # a ${VAR} a fault needs is set now, not when it is due
+    chosen.check_ports()  # a taken port: one line naming it and its flag (exit 3)
     with Signals() as signals:
-        if scenario.stack.entry_url:  # not the stack the harness started: the scenario's word
-            policy = run_policy(scenario.allow_targets)
-            policy.check_url(scenario.stack.entry_url, "the load's entry URL")
         stack = stack_up(chosen, scenario, tell)
         try:
             return _run_on(stack, scenario, request, signals, tell, console)

@@ -56,6 +56,9 @@ class RunRequest:
     extensions: tuple[str, ...] = ()
     # Where the scenario came from (its file), for the messages that name it; empty: its name.
     source: str = ""
+    # The stack's ports the command line gave (--entry-port, ...), keyed by StackPorts field:
+    # a local or compose stack is started (or brought) on these; an external one refuses them.
+    ports: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ def scenario_stack(scenario: Scenario, request: RunRequest) -> Stack:
         state_dir=request.state_dir,
         compose_project=request.compose_project,
         compose_file=request.compose_file,
+        ports=dict(request.ports),
     )
     return stack_for(scenario.stack, options)
 

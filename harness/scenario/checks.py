@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Self
+from typing import Literal, Self, TypeAlias
 
 from pydantic import field_serializer, field_validator, model_validator
 
 from harness.fields import FieldModel, Name, invalid, show
 from harness.scenario.fields import Text, UrlPath
 
-__all__ = ["Guard", "PostCheck", "Slo"]
+__all__ = ["Guard", "NoData", "PostCheck", "Slo"]
+
+# What an SLO with nothing to measure (no traffic in its window) comes to; see the README's
+# "Outcomes". Not applicable (nothing to measure, for a reason that is no failure) is not this.
+NoData: TypeAlias = Literal["pass", "fail"]
 
 _FIELD_PATH = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
@@ -37,7 +41,10 @@ class _Check(FieldModel):
 
 
 class Slo(_Check):
-    """An assertion the run is judged by; one JUnit test case each, so names are unique."""
+    """An assertion the run is judged by; one JUnit test case each, so names are unique.
+    ``no_data`` overrides the scenario's ``no_data`` for this SLO."""
+
+    no_data: NoData | None = None
 
 
 class Guard(_Check):

@@ -11,19 +11,25 @@ import ipaddress
 import math
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import PlainValidator, ValidationInfo
 
-from harness.fields import as_number, invalid, is_resolved, show
+from harness.errors import clip
+from harness.fields import MAX_RATE, as_number, invalid, is_resolved, show
+from harness.safety import url_problem
 
 __all__ = [
+    "MAX_LOCUSTFILE_BYTES",
     "Address",
     "ArrivalRate",
     "ExistingPath",
+    "FailedStatus",
     "Hostname",
+    "LocustFile",
     "Port",
     "Text",
     "Url",
@@ -79,12 +85,17 @@ def _is_ip(host: str) -> bool:
 
 def _url(value: object) -> str:
     if isinstance(value, str):
+        # The host as the HTTP clients will read it (harness.safety.url_problem): user info, a
+        # backslash or a space could make the policy check one host and a client dial another.
         try:
             parts = urlsplit(value.strip())
             parts.port  # noqa: B018  # raises ValueError for a port out of range
         except ValueError:
             parts = None
         if parts and parts.scheme in ("http", "https") and parts.hostname:
+            problem = url_problem(value.strip())
+            if problem:
+                raise invalid(f"{problem}: got {show(value)}")
             return value.strip().rstrip("/")
     raise invalid(f"expected an http(s) URL like http://127.0.0.1:8080, got {show(value)}")
 
@@ -105,7 +116,36 @@ def _existing_path(value: object, info: ValidationInfo) -> Path:
     except (OSError, ValueError):  # a name too long, or a NUL byte in it
         found = False
     if not found:
-        raise invalid(f"file not found: {show(value)} (looked for {path})")
+        raise invalid(
+            f"file not found: {show(value)} (looked for {clip(str(path), 200, middle=True)})"
+        )
+    return path
+
+
+MAX_LOCUSTFILE_BYTES = 1_000_000
+
+
+def _locustfile(value: object, info: ValidationInfo) -> Path:
+    """An existing regular ``.py`` file of at most :data:`MAX_LOCUSTFILE_BYTES`: what Locust
+    imports. ``/dev/zero``, a FIFO or a directory would be read until memory runs out or
+    forever."""
+    path = _existing_path(value, info)
+    if is_resolved(info):
+        return path
+    shown = clip(str(path), 200, middle=True)
+    if path.suffix != ".py":
+        raise invalid(f"expected a Python file ending in .py, got {shown}")
+    try:
+        status = path.stat()
+    except (OSError, ValueError):
+        raise invalid(f"cannot read {shown}") from None
+    if not stat.S_ISREG(status.st_mode):
+        raise invalid(f"expected a regular file, got {shown}")
+    if status.st_size > MAX_LOCUSTFILE_BYTES:
+        raise invalid(
+            f"larger than {MAX_LOCUSTFILE_BYTES} bytes ({status.st_size}); not a locustfile: "
+            f"{shown}"
+        )
     return path
 
 
@@ -113,6 +153,12 @@ def _port(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535:
         return value
     raise invalid(f"expected a port number from 1 to 65535, got {show(value)}")
+
+
+def _failed_status(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+        return value
+    raise invalid(f"expected an HTTP status from 100 to 599, like 429, got {show(value)}")
 
 
 def _url_path(value: object) -> str:
@@ -145,8 +191,10 @@ def arrival_rate(value: object) -> float:
         match = _RATE.fullmatch(value.strip())
         if match:
             number = float(match[1]) / (60.0 if match[2] == "m" else 1.0)
-    if number is not None and math.isfinite(number) and number >= 0:
+    if number is not None and math.isfinite(number) and 0 <= number <= MAX_RATE:
         return number
+    if number is not None and number > MAX_RATE:
+        raise invalid(f"expected an arrival rate of at most {MAX_RATE:g}/s, got {show(value)}")
     raise invalid(f"expected an arrival rate like 50/s (requests per second), got {show(value)}")
 
 
@@ -166,9 +214,11 @@ def unique(names: list[str], where: str, field: str, what: str) -> None:
 
 Text = Annotated[str, PlainValidator(text)]
 ExistingPath = Annotated[Path, PlainValidator(_existing_path)]
+LocustFile = Annotated[Path, PlainValidator(_locustfile)]
 Url = Annotated[str, PlainValidator(_url)]
 Hostname = Annotated[str, PlainValidator(_hostname)]
 Port = Annotated[int, PlainValidator(_port)]
+FailedStatus = Annotated[int, PlainValidator(_failed_status)]
 UrlPath = Annotated[str, PlainValidator(_url_path)]
 Address = Annotated[str, PlainValidator(_address)]
 ArrivalRate = Annotated[float, PlainValidator(arrival_rate)]

@@ -8,16 +8,18 @@ from typing import Annotated, Any, Literal, Self, get_args
 from pydantic import PlainValidator, field_serializer, model_validator
 
 from harness.fields import (
+    MAX_RATE,
+    MAX_USERS,
+    MAX_WORKERS,
     FieldModel,
     Name,
     PositiveDuration,
-    WholeNumber,
     invalid,
     number,
     one_of,
     whole_number,
 )
-from harness.scenario.fields import ArrivalRate, ExistingPath, identifier, unique
+from harness.scenario.fields import ArrivalRate, LocustFile, identifier, unique
 
 __all__ = ["Capacity", "Load", "LoadModel", "Phase"]
 
@@ -30,8 +32,8 @@ class Phase(FieldModel):
 
     name: Name
     duration: PositiveDuration
-    users: WholeNumber | None = None
-    spawn_rate: Annotated[float, PlainValidator(number(0, above=True))] | None = None
+    users: Annotated[int, PlainValidator(whole_number(0, MAX_USERS))] | None = None
+    spawn_rate: Annotated[float, PlainValidator(number(0, MAX_RATE, above=True))] | None = None
     rate: ArrivalRate | None = None
 
 
@@ -41,11 +43,11 @@ class Load(FieldModel):
     ``rate``, and at most ``max_in_flight`` requests wait for answers at once (past it an
     arrival is dropped and counted, never sent late)."""
 
-    locustfile: ExistingPath
+    locustfile: LocustFile
     user_classes: tuple[Annotated[str, PlainValidator(identifier)], ...] = ()
-    workers: WholeNumber = 0
+    workers: Annotated[int, PlainValidator(whole_number(0, MAX_WORKERS))] = 0
     model: Annotated[LoadModel, PlainValidator(one_of(get_args(LoadModel)))] = "closed"
-    max_in_flight: Annotated[int, PlainValidator(whole_number(1))] = 1000
+    max_in_flight: Annotated[int, PlainValidator(whole_number(1, 1_000_000))] = 1000
     phases: tuple[Phase, ...]
 
     @model_validator(mode="after")

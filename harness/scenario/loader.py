@@ -11,12 +11,14 @@ from typing import Any
 # types-PyYAML is not a dev dependency yet; the ignore is for then and for now.
 import yaml
 
-from harness.errors import BadInputError
-from harness.fields import show
+from harness.errors import BadInputError, clip
+from harness.fields import MAX_NESTING, show
 from harness.scenario.messages import validate
 from harness.scenario.model import Scenario
 
-__all__ = ["load_scenario", "parse_scenario"]
+__all__ = ["MAX_SCENARIO_BYTES", "load_scenario", "parse_scenario"]
+
+MAX_SCENARIO_BYTES = 1_000_000
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -54,13 +56,24 @@ def load_scenario(path: str | os.PathLike[str], *, allow_targets: Iterable[str] 
     ``allow_targets``: hosts allowed besides the file's own (``--allow-target``), merged into
     the scenario's ``allow_targets`` so the run directory records them too."""
     path = Path(path)
+    where = _where(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # Read at most one byte past the bound: /dev/zero or a FIFO must not be read forever.
+        with path.open("rb") as file:
+            data = file.read(MAX_SCENARIO_BYTES + 1)
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise BadInputError(f"{path}: not UTF-8 text") from None
+        raise BadInputError(f"{where}: not UTF-8 text") from None
     except OSError as exc:
-        raise BadInputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise BadInputError(f"{where}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_SCENARIO_BYTES:
+        raise BadInputError(f"{where}: larger than {MAX_SCENARIO_BYTES} bytes; not a scenario")
     return parse_scenario(text, path, allow_targets=allow_targets)
+
+
+def _where(path: Path) -> str:
+    """The file as messages name it: a very long path keeps both ends."""
+    return clip(str(path), 200, middle=True)
 
 
 def parse_scenario(
@@ -69,15 +82,21 @@ def parse_scenario(
     """Validate scenario ``text`` as if read from ``path``: messages name it, relative paths in
     it resolve against its directory, and its name defaults to the file's stem."""
     path = Path(path)
+    where = _where(path)
     try:
+        # The nesting is measured on the parser's events first: building the objects (PyYAML's
+        # composer and constructor) recurses once per level and would die of RecursionError.
+        too_deep = _nesting_problem(text)
+        if too_deep:
+            raise BadInputError(f"{where}: {too_deep}")
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506  # a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise BadInputError(f"{path}: {_yaml_problem(exc)}") from None
+        raise BadInputError(f"{where}: {_yaml_problem(exc)}") from None
     if data is None:
-        raise BadInputError(f"{path}: the file is empty; a scenario needs at least load.phases")
+        raise BadInputError(f"{where}: the file is empty; a scenario needs at least load.phases")
     if not isinstance(data, dict):
         raise BadInputError(
-            f"{path}: expected a mapping of keys (name, load, ...), got {show(data)}"
+            f"{where}: expected a mapping of keys (name, load, ...), got {show(data)}"
         )
     data = {"name": path.stem, **data}
     extra = list(allow_targets)
@@ -85,8 +104,24 @@ def parse_scenario(
     if extra and (listed is None or isinstance(listed, list)):  # else: its own error, below
         data["allow_targets"] = [*(listed or []), *(h for h in extra if h not in (listed or []))]
     return validate(
-        Scenario, data, source=str(path), context={"base_dir": os.path.abspath(path.parent)}
+        Scenario, data, source=where, context={"base_dir": os.path.abspath(path.parent)}
     )
+
+
+def _nesting_problem(text: str) -> str | None:
+    """Where the document nests lists and mappings deeper than :data:`MAX_NESTING`, if it
+    does. The parser keeps its own stack (it does not recurse), so this is safe at any depth."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_StrictLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_NESTING:
+                mark = event.start_mark
+                where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+                return f"{where}lists and mappings nested deeper than {MAX_NESTING} levels"
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return None
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Self
-from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
 from harness.durations import format_duration
 from harness.fields import FieldModel, Name, did_you_mean, invalid, show
-from harness.safety import dsn_hosts, is_loopback
-from harness.scenario.checks import Guard, PostCheck, Slo
+from harness.safety import dsn_hosts, host_of, is_loopback
+from harness.scenario.checks import Guard, NoData, PostCheck, Slo
 from harness.scenario.faults import AnyFault
-from harness.scenario.fields import Hostname, unique
+from harness.scenario.fields import FailedStatus, Hostname, unique
 from harness.scenario.load import Capacity, Load, Phase
 from harness.scenario.messages import validate
 from harness.scenario.stack import Stack, local_target_problem
@@ -43,6 +42,12 @@ class Scenario(FieldModel):
     load: Load
     faults: tuple[AnyFault, ...] = ()
     slos: tuple[Slo, ...] = ()
+    # An SLO with nothing to measure fails unless it (or this) says pass: a run with no requests
+    # at all must not pass its gate.
+    no_data: NoData = "fail"
+    # Statuses that count as failed besides no response and 5xx (harness.record.outcome): a 4xx
+    # is an honest answer unless the scenario says its clients must never see it.
+    failed_statuses: tuple[FailedStatus, ...] = ()
     guards: tuple[Guard, ...] = ()
     capacity: Capacity | None = None
     checks: tuple[PostCheck, ...] = ()
@@ -174,7 +179,7 @@ class Scenario(FieldModel):
         allowed = set(self.allow_targets)
         for field in ("entry_url", "toxiproxy_url"):
             url = getattr(self.stack, field)
-            host = (urlsplit(url).hostname or "") if url else ""
+            host = host_of(url) if url else ""
             if host and not is_loopback(host) and host not in allowed:
                 raise invalid(
                     f'host "{host}" is not loopback; add it to allow_targets (or --allow-target '
@@ -201,7 +206,7 @@ class Scenario(FieldModel):
             if not callable(urls):
                 continue
             for step, url in zip(("inject", "revert"), urls(), strict=False):
-                host = (urlsplit(url).hostname or "").lower()
+                host = host_of(url)
                 if host and not is_loopback(host) and host not in allowed:
                     raise invalid(
                         f'host "{host}" is not loopback; add it to allow_targets (or '

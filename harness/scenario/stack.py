@@ -37,6 +37,17 @@ __all__ = [
 StackKind: TypeAlias = str
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# stack.env: the sample shop reads SHOP_* settings and nothing else. A user's compose file may
+# read any variable, but not one that changes how a program is loaded or what it runs (the
+# dynamic linker's, Python's, the shell's, Docker's and compose's own): those would reach the
+# docker compose process the harness starts, not the file.
+_SHOP_ENV = re.compile(r"SHOP_[A-Z0-9_]+")
+_USER_ENV = re.compile(r"[A-Z][A-Z0-9_]*")
+_ENV_REFUSED = re.compile(
+    r"(LD_|DYLD_|PYTHON|DOCKER_|COMPOSE_|BUILDKIT_|GIT_|SSH_|NODE_|PERL|RUBY|LC_).*"
+    r"|PATH|HOME|USER|SHELL|ENV|BASH_ENV|IFS|TMPDIR|LANG|HOSTALIASES|LOCALDOMAIN|RES_OPTIONS"
+    r"|GCONV_PATH|MALLOC_.*|HTTPS?_PROXY|NO_PROXY|ALL_PROXY|SSL_CERT_.*|REQUESTS_CA_BUNDLE"
+)
 _LOCAL_INSTANCE = re.compile(r"app-[1-9][0-9]*")
 _LOCAL_PROXY = re.compile(r"lb-app-[1-9][0-9]*|app-db")
 _COMPOSE_ONLY = ("compose_file", "project", "entry", "backends", "toxiproxy", "proxies")
@@ -136,6 +147,10 @@ class Stack(FieldModel):
         unique([p.name for p in self.proxies], "proxies", "name", "proxy")
         if self.env and self.kind == "external":
             raise invalid("only for stacks the harness runs, not external", "env")
+        for key, _ in self.env:
+            problem = self._env_name_problem(key)
+            if problem:
+                raise invalid(problem, "env", key)
         if self.front_proxy and self.kind != "external":
             raise invalid(
                 f"only for kind external (a {self.kind} stack has its own Toxiproxy)",
@@ -154,6 +169,18 @@ class Stack(FieldModel):
         ):
             raise invalid("the front proxy needs an http:// entry_url", "front_proxy")
         return self
+
+    def _env_name_problem(self, key: str) -> str | None:
+        """Why ``key`` may not be set in ``stack.env`` of this stack, or None."""
+        if self.kind == "local" or self.compose_file is None:
+            if not _SHOP_ENV.fullmatch(key):
+                return f"expected a SHOP_* setting of the sample shop, got {show(key)}"
+        elif not _USER_ENV.fullmatch(key) or _ENV_REFUSED.fullmatch(key):
+            return (
+                "expected a variable your compose file reads (upper case, not one that changes "
+                f"how programs load or run, like LD_* or PYTHON*), got {show(key)}"
+            )
+        return None
 
 
 def local_target_problem(target_kind: TargetKind | None, action: str, target: str) -> str | None:

@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
-from urllib.parse import urlsplit
 
 from harness.errors import BadInputError
+from harness.safety import host_of
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,13 @@ class StackInfo:
     # The database as the test code may reach it directly (not through Toxiproxy), to check
     # what the application wrote; empty when the backend does not expose it.
     database_url: str = ""
+    # A path on the entry that answers 200 (the sample shop's product listing): what
+    # `harness up` prints for a person to open; the load's host stays ``entry_url``.
+    entry_path: str = ""
+
+    @property
+    def entry_page(self) -> str:
+        return self.entry_url.rstrip("/") + self.entry_path if self.entry_path else self.entry_url
 
     def instance(self, name: str) -> Instance:
         for instance in self.instances:
@@ -109,10 +116,27 @@ class StackInfo:
 
 
 def _host_of(url: str) -> str:
-    try:
-        return (urlsplit(url.strip()).hostname or "").rstrip(".")
-    except ValueError:
-        return ""
+    return host_of(url)  # the one reading of a URL's host (harness.safety.url_problem)
+
+
+@dataclass(frozen=True)
+class DeclaredParts:
+    """The instances and proxies a stack will have, as known before it starts (fault targets
+    are checked against them before anything starts). None: known only once it runs.
+    ``scaled``: services whose containers are instances named ``<service>-<n>``."""
+
+    instances: tuple[str, ...] | None = None
+    proxies: tuple[str, ...] | None = None
+    scaled: tuple[str, ...] = ()
+
+    def has_instance(self, name: str) -> bool:
+        if self.instances is None or name in self.instances:
+            return True
+        service, _, number = name.rpartition("-")
+        return service in self.scaled and number.isdigit()
+
+    def has_proxy(self, name: str) -> bool:
+        return self.proxies is None or name in self.proxies
 
 
 class ProcessState(enum.Enum):
@@ -180,6 +204,8 @@ class StackOptions:
     state_dir: Path
     compose_project: str = ""
     compose_file: Path | None = None
+    # Ports the command line asks for, keyed by StackPorts field (only those given).
+    ports: Mapping[str, Any] | None = None
 
 
 @runtime_checkable
@@ -216,6 +242,16 @@ class Stack(Protocol):
     def bring_up(self, say: Callable[[str], None]) -> StackInfo:
         """The stack as a run needs it: one already up that fits is used as it is, else it is
         started (and left up for the next run). ``say`` gets one line saying which."""
+        ...
+
+    def declared_parts(self) -> DeclaredParts:
+        """The instances and proxies the stack has or will have, without starting anything."""
+        ...
+
+    def check_ports(self) -> None:
+        """``StackError`` naming the first port a start would need that something else holds
+        (``port 8080 (--entry-port) is taken on 127.0.0.1``); nothing to check when a stack
+        that is up will be used. Starts nothing."""
         ...
 
     def release(self) -> None:

@@ -28,6 +28,11 @@ FAIL_DURATION = "2s"
 # An upstream that accepted the connection but never answers (a paused instance behind a live
 # proxy) must not hold a client forever.
 RESPONSE_HEADER_TIMEOUT = "10s"
+# Caddy drops an idle upstream connection before the shop does (uvicorn's keep-alive is 5 s): a
+# request written on a connection the far end is closing at that moment fails, and a POST without
+# an Idempotency-Key is neither replayed nor retried (a 502, and one failure takes the instance
+# out for FAIL_DURATION). Caddy's default, 2 minutes, left that race open after every ramp-down.
+UPSTREAM_IDLE_TIMEOUT = "4s"
 # What Caddy's own 503 (no healthy upstream) tells clients: retry after this many seconds.
 RETRY_AFTER_S = 1
 
@@ -81,6 +86,7 @@ def caddy_config(
             "protocol": "http",
             "dial_timeout": "1s",
             "response_header_timeout": RESPONSE_HEADER_TIMEOUT,
+            "keep_alive": {"idle_timeout": UPSTREAM_IDLE_TIMEOUT},
         },
     }
     no_upstream = {

@@ -30,13 +30,13 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
-from harness.errors import BadInputError, StackError, ToxiproxyError
-from harness.proxy.client import ToxiproxyClient
+from harness.errors import BadInputError, StackError
+from harness.proxy.launcher import port_is_free
 from harness.stack.base import (
+    DeclaredParts,
     Instance,
     ProcessState,
     Service,
@@ -59,11 +59,13 @@ from harness.stack.compose_config import (
     ComposeTopology,
     ProxySpec,
     config_from_section,
+    declared_parts,
+    port_of,
+    settings_change,
 )
 from harness.stack.compose_docker import (
     NUMBER_LABEL,
     ONEOFF_LABEL,
-    PROBE_TIMEOUT_S,
     PROJECT_LABEL,
     SERVICE_LABEL,
     container_address,
@@ -83,10 +85,11 @@ from harness.stack.compose_docker import (
     remove_leftovers,
     run_compose,
 )
+from harness.stack.compose_ready import READY_TIMEOUT_S, leave_maintenance, populate, wait_entry
 from harness.stack.config import new_admin_token
-from harness.stack.readiness import http_post_json, http_status
-from harness.stack.state import DEFAULT_STATE_DIR
-from harness.stack.topology import APP, DATABASE, ENTRY, TOXIPROXY
+from harness.stack.ports import PORT_FLAG, taken
+from harness.stack.state import DEFAULT_STATE_DIR, gameday_pid
+from harness.stack.topology import APP, DATABASE, ENTRY, SHOP_PAGE, TOXIPROXY
 from harness.stack.topology import database_url as database_of
 
 __all__ = [
@@ -110,7 +113,6 @@ if TYPE_CHECKING:
 
 UP_TIMEOUT_S: Final = 300.0
 DOWN_TIMEOUT_S: Final = 120.0
-READY_TIMEOUT_S: Final = 60.0
 STATE_TIMEOUT_S: Final = 15.0
 
 STOP_TIMEOUT_S: Final = 5
@@ -188,14 +190,41 @@ class ComposeStack:
     def release(self) -> None:
         """Nothing: the stack stays up for the next run."""
 
+    def declared_parts(self) -> DeclaredParts:
+        return declared_parts(self.config)
+
+    def check_ports(self) -> None:
+        """The host ports the project publishes, when it is not up (an up one holds them)."""
+        if self.status().exists:
+            return
+        wanted = (("entry", self.config.entry_port), ("toxiproxy_api", self.config.toxiproxy_port))
+        for field_name, port in wanted:
+            if not port_is_free("127.0.0.1", port):
+                raise taken(port, PORT_FLAG[field_name], "127.0.0.1", f"compose {self.project}")
+
     def bring_up(self, say: Callable[[str], None]) -> StackInfo:
-        self.status()  # Docker missing or stopped: InfrastructureError (exit 3) with its hint
-        if self.status().healthy:
-            say(f"using the compose project {self.project!r} already up")
-            self.reused = True
-            return self.info()
-        say(f"starting the compose project {self.project!r} ...")
+        """A healthy project is used, brought to the settings asked for (``compose up``
+        recreates only the services whose settings differ); else it is started. A project a
+        game day is using is never changed."""
         started = time.monotonic()
+        if self.status().healthy:  # Docker missing or stopped: InfrastructureError (exit 3)
+            info = self.info()
+            env = container_environment(self._instances()[info.instances[0].name])
+            entry, toxiproxy = port_of(info.entry_url), port_of(info.toxiproxy_url)
+            change = settings_change(self.config, env, entry, toxiproxy)
+            if not change:
+                say(f"using the compose project {self.project!r} already up")
+                self.reused = True
+                return info
+            pid = gameday_pid(self.config.state_dir)
+            if pid is not None:
+                raise StackError(
+                    f"compose project {self.project!r} is in a game day (process {pid}) and the "
+                    f"scenario asks for {change}; not touched: run it when the game day is over"
+                )
+            say(f"bringing the compose project {self.project!r} to {change} ...")
+            return self.up(keep_token=info.admin_token, reuse=False)
+        say(f"starting the compose project {self.project!r} ...")
         info = self.up()
         say(
             f"compose project up in {time.monotonic() - started:.1f}s; it stays up for the next "
@@ -205,13 +234,16 @@ class ComposeStack:
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    def up(self) -> StackInfo:
+    def up(self, *, keep_token: str = "", reuse: bool = True) -> StackInfo:
+        """``reuse``: a healthy project is left as it is; else ``compose up`` brings it to the
+        config (recreating what differs), with ``keep_token`` as its admin token if none is
+        asked for."""
         self._client()  # Docker missing or stopped: say so before anything else
-        if self.status().healthy and self._has_parts():
+        if reuse and self.status().healthy and self._has_parts():
             self._populate()
             self.reused = True
             return self.info()
-        token = self.config.admin_token or new_admin_token()
+        token = self.config.admin_token or keep_token or new_admin_token()
         env = {
             **dict(self.config.app_env),
             "SHOP_ADMIN_TOKEN": token,
@@ -222,8 +254,10 @@ class ComposeStack:
             self._compose(["up", "-d", "--remove-orphans"], env=env, timeout_s=UP_TIMEOUT_S)
             self._populate()
             info = self.info()
-            self._leave_maintenance(info)
-            self._wait_entry(info)
+            leave_maintenance(info)
+            # Through the entry (and the links behind it) to an instance: served end to end.
+            service = self.topology.entry_service
+            wait_entry(info.entry_url + self.topology.ready_path, lambda: self._logs(service))
         except BaseException:
             # A failed or interrupted start leaves nothing behind (the error says what failed).
             self.down()
@@ -304,6 +338,8 @@ class ComposeStack:
             proxies=proxies,
             admin_token=env.get("SHOP_ADMIN_TOKEN", ""),
             database_url=database_url,
+            # The sample's product listing; a user's project: its entry's ready path.
+            entry_path=SHOP_PAGE if topology == ComposeTopology() else topology.ready_path,
         )
 
     def subnets(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -405,53 +441,15 @@ class ComposeStack:
         return container
 
     def _populate(self) -> None:
-        """Create the topology's proxies (those that exist as asked are left alone, toxics and
-        all), once the Toxiproxy API answers."""
-        proxies = self.topology.proxies
-        if not proxies:
+        """Create the topology's proxies (see :func:`compose_ready.populate`)."""
+        if not self.topology.proxies:
             return
         containers = self._containers()
         service = self.topology.toxiproxy_service
         if service not in containers:
             raise StackError(f"compose project {self.project!r} has no service {service!r}")
         api = published_endpoint(containers[service][0], self.topology.toxiproxy_port).url()
-        client = ToxiproxyClient(api, timeout_s=5)
-        specs = [asdict(p) | {"enabled": True} for p in proxies]
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            try:
-                client.populate(specs)
-                return
-            except ToxiproxyError as exc:
-                # Not answering yet (just started) is worth waiting for; a refused spec is not.
-                if exc.status or time.monotonic() >= deadline:
-                    raise StackError(f"creating the Toxiproxy proxies at {api}: {exc}") from exc
-            time.sleep(0.2)
-
-    def _leave_maintenance(self, info: StackInfo) -> None:
-        """A started stack is out of maintenance, whatever a kept database says (the flag is
-        shared: one instance is enough). Only for the sample shop: it has an admin token."""
-        if not info.admin_token:
-            return
-        url = info.instances[0].endpoint.url("/admin/maintenance")
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while http_post_json(url, {"enabled": False}, token=info.admin_token) != 200:
-            if time.monotonic() >= deadline:
-                raise StackError(f"turning maintenance off at {url} did not answer 200")
-            time.sleep(0.2)
-
-    def _wait_entry(self, info: StackInfo) -> None:
-        """Through the entry (and the links behind it) to an instance: served end to end."""
-        url = info.entry_url.rstrip("/") + self.topology.ready_path
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while http_status(url, PROBE_TIMEOUT_S) != 200:
-            if time.monotonic() >= deadline:
-                service = self.topology.entry_service
-                raise StackError(
-                    f"{url} did not answer 200 within {READY_TIMEOUT_S:.0f}s; {service}'s log:\n"
-                    + self._logs(service)
-                )
-            time.sleep(0.1)
+        populate(api, self.topology.proxies)
 
     def _wait_state(self, instance: str, wanted: ProcessState) -> None:
         deadline = time.monotonic() + STATE_TIMEOUT_S

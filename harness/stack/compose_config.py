@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from harness.errors import BadInputError
-from harness.stack.base import StackOptions, StackSection
+from harness.stack.base import DeclaredParts, StackOptions, StackSection
+from harness.stack.ports import PORT_FLAG
 from harness.stack.state import DEFAULT_STATE_DIR
 from harness.stack.topology import APP, DATABASE, ENTRY, TOXIPROXY
 
@@ -124,6 +125,8 @@ class ComposeStackConfig:
     topology: ComposeTopology = field(default_factory=ComposeTopology)
     # The harness's state directory: the fault journal of runs against this project.
     state_dir: Path = DEFAULT_STATE_DIR
+    # The ports came from the command line: a project up on others is brought to these.
+    ports_asked: bool = False
 
 
 # --- a scenario's stack section, as the compose backend reads it ---------------------------------
@@ -194,13 +197,52 @@ def config_from_section(section: ComposeSection, options: StackOptions) -> Compo
     project = (
         options.compose_project or os.environ.get(PROJECT_ENV) or section.project or DEFAULT_PROJECT
     )
+    ports = dict(options.ports or {})
+    unused = sorted(PORT_FLAG[k] for k in ports if k not in COMPOSE_PORTS)
+    if unused:
+        raise BadInputError(
+            f"{unused[0]}: a compose stack takes only --entry-port and --toxiproxy-port"
+        )
     return ComposeStackConfig(
         project=project,
         compose_file=file,
+        entry_port=ports.get("entry", DEFAULT_ENTRY_PORT),
+        toxiproxy_port=ports.get("toxiproxy_api", DEFAULT_TOXIPROXY_PORT),
         app_env=tuple(section.env),
         topology=topology_of(section),
         state_dir=options.state_dir.absolute(),
+        ports_asked=bool(ports),
     )
+
+
+# The StackPorts fields a compose project takes (the host ports the sample file publishes).
+COMPOSE_PORTS: Final = ("entry", "toxiproxy_api")
+
+
+def declared_parts(config: ComposeStackConfig) -> DeclaredParts:
+    """What a compose project will have, as its topology declares it: the backend services
+    (a scaled one's containers are ``<service>-<n>``); the proxies when the topology lists
+    them (else Toxiproxy's own configuration makes them, known once it runs)."""
+    topology = config.topology
+    proxies = tuple(p.name for p in topology.proxies) or None
+    if topology == ComposeTopology() and config.compose_file.resolve() == _SAMPLE_FILE:
+        proxies = (*(f"lb-{b}" for b in topology.backends), "app-db")  # config/toxiproxy.json
+    return DeclaredParts(instances=topology.backends, proxies=proxies, scaled=topology.backends)
+
+
+_SAMPLE_FILE: Final = DEFAULT_COMPOSE_FILE.resolve()
+
+
+def settings_change(
+    config: ComposeStackConfig, running_env: Mapping[str, str], entry: int, toxiproxy: int
+) -> str:
+    """What differs between a running project and ``config``, in one phrase (empty: nothing):
+    the settings asked for that the backends' environment does not have, and the published
+    ports when the command line asked for ports."""
+    parts = [f"{k}={v}" for k, v in config.app_env if running_env.get(k) != v]
+    if config.ports_asked and (entry, toxiproxy) != (config.entry_port, config.toxiproxy_port):
+        parts.append("other ports")
+    return ", ".join(parts)
 
 
 def topology_of(section: ComposeSection) -> ComposeTopology:
@@ -229,3 +271,8 @@ def topology_of(section: ComposeSection) -> ComposeTopology:
         )
     proxies = tuple(ProxySpec(p.name, p.listen, p.upstream) for p in section.proxies)
     return replace(topology, proxies=proxies)
+
+
+def port_of(url: str) -> int:
+    """The port of ``http://host:port``."""
+    return int(url.rsplit(":", 1)[1].split("/")[0])

@@ -32,10 +32,14 @@ class LocalStackConfig:
     toxiproxy: ToxiproxyKind = "auto"
     admin_token: str = ""
     app_env: tuple[tuple[str, str], ...] = ()
+    # The part of ``app_env`` a person gave `harness up` (--app-env): the stack's own settings,
+    # kept when a run brings the shop to its scenario's ``stack.env`` (which goes on top).
+    base_env: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         # One spelling per environment, so two configs that mean the same compare equal.
         object.__setattr__(self, "app_env", tuple(sorted(dict(self.app_env).items())))
+        object.__setattr__(self, "base_env", tuple(sorted(dict(self.base_env).items())))
         if self.toxiproxy not in TOXIPROXY_KINDS:
             raise BadInputError(
                 f"toxiproxy: expected one of {', '.join(TOXIPROXY_KINDS)}, got {self.toxiproxy!r}"
@@ -47,7 +51,11 @@ class LocalStackConfig:
     def satisfied_by(self, running: LocalStackConfig) -> bool:
         """Would the ``running`` stack do for this request? A made-up token is no requirement."""
         token = self.admin_token or running.admin_token
-        return replace(self, admin_token=token) == running
+        return replace(self, admin_token=token, base_env=running.base_env) == running
+
+    def env_for(self, scenario_env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        """The shop's environment for a scenario on this stack: its own, then the scenario's."""
+        return tuple({**dict(self.base_env), **dict(scenario_env)}.items())
 
     @property
     def instance_names(self) -> tuple[str, ...]:
@@ -69,6 +77,7 @@ class LocalStackConfig:
             "toxiproxy": self.toxiproxy,
             "admin_token": self.admin_token,
             "app_env": dict(self.app_env),
+            "base_env": dict(self.base_env),
         }
 
     @classmethod
@@ -81,6 +90,8 @@ class LocalStackConfig:
             toxiproxy=cast(ToxiproxyKind, data["toxiproxy"]),
             admin_token=str(data["admin_token"]),
             app_env=tuple(dict(data["app_env"]).items()),
+            # A state written before base_env: everything it runs is taken as the stack's own.
+            base_env=tuple(dict(data.get("base_env", data["app_env"])).items()),
         )
 
 

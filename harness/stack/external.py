@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from harness.errors import BadInputError, StackError, ToxiproxyError
 from harness.proxy.client import ToxiproxyClient
 from harness.stack.base import (
+    DeclaredParts,
     Endpoint,
     ProcessState,
     ProcessStatus,
@@ -35,6 +36,7 @@ from harness.stack.base import (
     StackStatus,
 )
 from harness.stack.front_proxy import EDGE, FrontProxy, RunningFront
+from harness.stack.ports import PORT_FLAG
 from harness.stack.topology import TOXIPROXY
 
 __all__ = ["ExternalSection", "ExternalStack"]
@@ -77,6 +79,12 @@ class ExternalStack:
     def from_section(cls, section: StackSection, options: StackOptions) -> ExternalStack:
         if not section.entry_url:
             raise BadInputError("stack.entry_url: required for kind external")
+        if options.ports:
+            flag = PORT_FLAG[next(iter(options.ports))]
+            raise BadInputError(
+                f"{flag}: an external stack is not started by the harness (port options are "
+                "for the local and compose stacks)"
+            )
         # The scenario model has front_proxy for every kind (false unless external).
         front = bool(getattr(cast(ExternalSection, section), "front_proxy", False))
         return cls(
@@ -114,6 +122,14 @@ class ExternalStack:
 
     def owns_host(self, host: str) -> bool:
         return host in self.info().hosts()
+
+    def declared_parts(self) -> DeclaredParts:
+        """No instances (the harness did not start the service); its proxies are known once
+        its Toxiproxy (or the front proxy) answers."""
+        return DeclaredParts(instances=(), proxies=None)
+
+    def check_ports(self) -> None:
+        """Nothing: the harness binds no port of the service (the front proxy's is its own)."""
 
     # --- lifecycle: nothing of the service is started or stopped --------------------------------
 

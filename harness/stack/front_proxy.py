@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from harness.errors import BadInputError, InfrastructureError, StackError
+from harness.private_files import open_private, write_private
 from harness.proxy.launcher import free_port, start_toxiproxy
 from harness.stack import processes
 from harness.stack.base import Endpoint, ProcessState
@@ -145,15 +146,14 @@ class FrontProxy:
             "pid": front.pid,
             "started": front.started,
         }
-        tmp = self._record_file.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out)
-        os.replace(tmp, self._record_file)
+        try:
+            write_private(self._record_file, json.dumps(data).encode())
+        except OSError as exc:
+            raise StackError(f"{self._record_file}: cannot write it: {exc.strerror}") from None
 
     def _read(self) -> RunningFront | None:
         try:
-            fd = os.open(self._record_file, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = open_private(self._record_file, os.O_RDONLY)
         except FileNotFoundError:
             return None
         except OSError as exc:

@@ -25,19 +25,19 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.errors import BadInputError, InfrastructureError, StackError
-from harness.proxy.launcher import start_toxiproxy
-from harness.stack import postgres, processes
+from harness.proxy.launcher import port_is_free, start_toxiproxy
+from harness.stack import local_shop, postgres, processes
 from harness.stack.base import (
+    DeclaredParts,
     Endpoint,
     ProcessState,
     StackInfo,
@@ -48,10 +48,10 @@ from harness.stack.base import (
 from harness.stack.caddy import caddy_binary, caddy_config
 from harness.stack.config import LocalStackConfig
 from harness.stack.health import stack_status
-from harness.stack.ports import check_ports_free
+from harness.stack.ports import PORT_FLAG, StackPorts, check_ports_free, taken
 from harness.stack.processes import ProcessRecord, environ_set, log_tail, sigterm_interrupts
-from harness.stack.readiness import http_get_json, http_ok, http_post_json, wait_ready
-from harness.stack.state import DEFAULT_STATE_DIR, StackState, StateDir
+from harness.stack.readiness import http_get_json, http_ok, wait_ready
+from harness.stack.state import DEFAULT_STATE_DIR, StackState, StateDir, gameday_pid
 from harness.stack.topology import (
     APP,
     DATABASE,
@@ -60,14 +60,14 @@ from harness.stack.topology import (
     DB_USER,
     ENTRY,
     TOXIPROXY,
-    database_url,
     proxies,
     stack_info,
     toxiproxy_config,
 )
 
 READY_TIMEOUT_S = 30.0
-MIGRATE_TIMEOUT_S = 60.0
+# Restarted instances: Caddy's passive fail duration (2 s) and next active check (500 ms) pass.
+REBALANCE_S = 2.5
 TOXIPROXY_LOG_LEVEL = "warn"
 # Set in the environment of every process a stack starts, to its state directory: the way to
 # find one whose PID never reached the state file.
@@ -82,16 +82,25 @@ class LocalStack:
     kind: ClassVar[str] = "local"
 
     def __init__(
-        self, state_dir: Path | str = DEFAULT_STATE_DIR, config: LocalStackConfig | None = None
+        self,
+        state_dir: Path | str = DEFAULT_STATE_DIR,
+        config: LocalStackConfig | None = None,
+        *,
+        ports_asked: bool = False,
     ) -> None:
         # Absolute, because the records (log paths) are read from other working directories.
         self._dir = StateDir(Path(state_dir).absolute())
         self._wanted = config or LocalStackConfig()
+        # Ports given on the command line: a stack up on others is restarted on these.
+        self._ports_asked = ports_asked
         self.reused = False
 
     @classmethod
     def from_section(cls, section: StackSection, options: StackOptions) -> LocalStack:
-        return cls(options.state_dir, LocalStackConfig(app_env=tuple(section.env)))
+        asked = dict(options.ports or {})
+        ports = StackPorts(**{**LocalStackConfig().ports.__dict__, **asked})
+        config = LocalStackConfig(ports=ports, app_env=tuple(section.env))
+        return cls(options.state_dir, config, ports_asked=bool(asked))
 
     @classmethod
     def from_ref(cls, ref: Mapping[str, Any], *, state_dir: Path) -> LocalStack:
@@ -117,23 +126,48 @@ class LocalStack:
     def release(self) -> None:
         """Nothing: the stack stays up for the next run."""
 
+    def declared_parts(self) -> DeclaredParts:
+        names = tuple(p.name for p in proxies(self._wanted))
+        return DeclaredParts(instances=self._wanted.instance_names, proxies=names)
+
+    def check_ports(self) -> None:
+        """The ports a start needs, less those the stack recorded here holds (it is reused, or
+        stopped before the new one starts)."""
+        state = self._dir.load()
+        held = {port for port, _ in state.config.ports.wanted()} if state is not None else set()
+        if state is not None and self.status().healthy and not self._new_ports(state.config):
+            return
+        host = self._wanted.ports.host
+        for port, wanted_by, field_name in self._wanted.ports.wanted_fields():
+            if port not in held and not port_is_free(host, port):
+                raise taken(port, PORT_FLAG[field_name], host, wanted_by)
+
     def bring_up(self, say: Callable[[str], None]) -> StackInfo:
-        """A healthy stack already up in the state directory is used when it runs the shop with
-        the settings asked for (its ports may differ: ``harness up`` chose them); else one is
-        started, and left up for the next run."""
-        if self.status().healthy:
-            state = self._dir.load()
-            running = dict(state.config.app_env) if state is not None else {}
-            differing = {k: v for k, v in self._wanted.app_env if running.get(k) != v}
-            if differing:
-                raise StackError(
-                    f"the stack up in {self.state_dir} runs the shop without "
-                    f"{', '.join(f'{k}={v}' for k, v in sorted(differing.items()))}, which the "
-                    "scenario asks for; run `harness down` first"
-                )
-            self.reused = True
-            say(f"using the local stack already up in {self.state_dir}")
-            return self.info()
+        """A healthy stack already up in the state directory is used, brought to the settings
+        asked for: the shop's instances restarted when its environment differs (the settings
+        `harness up` was given, then the scenario's, and nothing an earlier scenario left), the
+        whole stack when ports given on the command line do (else it keeps ``harness up``'s);
+        else one is started, left up for the next run. A game day's stack is never changed."""
+        state = self._dir.load()
+        if state is not None and self.status().healthy:
+            running = state.config
+            env = running.env_for(self._wanted.app_env)
+            change = local_shop.env_change(running.app_env, env)
+            if self._new_ports(running):
+                change = ", ".join(x for x in (change, "other ports") if x)
+            if change:
+                self._refuse_in_gameday(change)
+            if self._new_ports(running):
+                say(f"restarting the local stack in {self.state_dir}: {change}")
+                self._wanted = replace(self._wanted, app_env=env, base_env=running.base_env)
+                self.down()
+            elif change:
+                say(f"restarting the shop instances in {self.state_dir}: {change}")
+                return self._restart_apps(env)
+            else:
+                self.reused = True
+                say(f"using the local stack already up in {self.state_dir}")
+                return self.info()
         say(f"starting the local stack in {self.state_dir} ...")
         started = time.monotonic()
         info = self.up()
@@ -142,6 +176,44 @@ class LocalStack:
             "(`harness down` stops it)"
         )
         return info
+
+    def _new_ports(self, running: LocalStackConfig) -> bool:
+        return self._ports_asked and running.ports != self._wanted.ports
+
+    def _refuse_in_gameday(self, change: str) -> None:
+        pid = gameday_pid(self.state_dir)
+        if pid is not None:
+            raise StackError(
+                f"the stack up in {self.state_dir} is in a game day (process {pid}) and the "
+                f"scenario asks for {change}; not touched: run it when the game day is over"
+            )
+
+    def _restart_apps(self, env: tuple[tuple[str, str], ...]) -> StackInfo:
+        """The shop's instances stopped and started again with ``env``; the database, Toxiproxy
+        (its toxics) and Caddy stay as they are."""
+        with self._dir.locked():
+            state = self._load()
+            config = replace(state.config, app_env=env)
+            state = replace(state, config=config)
+            shop_env = local_shop.app_env(config)
+            local_shop.migrate(shop_env, self._dir.log("migrate"))
+            fresh = []
+            for record in [p for p in state.processes if p.role == APP]:
+                processes.stop([record])
+                with self._marking_children():
+                    fresh.append(
+                        local_shop.spawn_app(record.name, record.endpoint, shop_env, record.log)
+                    )
+                state = state.with_process(fresh[-1])
+                self._dir.save(state)
+            for app in fresh:
+                _wait_http(app, "/healthz")
+            local_shop.leave_maintenance(fresh[0], config.admin_token)
+            for app in fresh:
+                _wait_http(app, "/readyz")
+        time.sleep(REBALANCE_S)
+        self.reused = True
+        return stack_info(config)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -267,18 +339,18 @@ class LocalStack:
             record(toxiproxy)
             self._check_proxies(config, toxiproxy)
 
-            app_db = Endpoint(host, ports.app_db_proxy)
-            app_env = self._app_env(config, app_db)
-            self._migrate(app_env)
+            app_env = local_shop.app_env(config)
+            local_shop.migrate(app_env, self._dir.log("migrate"))
 
             apps = []
             for name, port in zip(config.instance_names, ports.apps, strict=True):
                 undo.callback(stop_named, name)
-                apps.append(self._spawn_app(name, Endpoint(host, port), app_env))
+                endpoint = Endpoint(host, port)
+                apps.append(local_shop.spawn_app(name, endpoint, app_env, self._dir.log(name)))
                 record(apps[-1])
             for app in apps:
                 _wait_http(app, "/healthz")
-            self._leave_maintenance(apps[0], config.admin_token)
+            local_shop.leave_maintenance(apps[0], config.admin_token)
             for app in apps:
                 _wait_http(app, "/readyz")
 
@@ -335,69 +407,6 @@ class LocalStack:
                 f"last lines of {toxiproxy.log}:\n{log_tail(toxiproxy.log)}"
             )
 
-    def _app_env(self, config: LocalStackConfig, app_db: Endpoint) -> dict[str, str]:
-        return {
-            **dict(config.app_env),
-            # The shop reaches its database through Toxiproxy, so the app-db link can be hurt.
-            "SHOP_DATABASE_URL": database_url(app_db),
-            "SHOP_ADMIN_TOKEN": config.admin_token,
-            "PYTHONUNBUFFERED": "1",
-        }
-
-    def _migrate(self, app_env: dict[str, str]) -> None:
-        """Schema and seed data, once per ``up`` (the command is idempotent). A plain child of
-        ours, not detached: it must end before anything else starts, and with us if we stop."""
-        log = self._dir.log("migrate")
-        with open(log, "wb") as out:
-            try:
-                result = subprocess.run(
-                    [sys.executable, "-m", "shopapp", "migrate"],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env={**os.environ, **app_env},
-                    timeout=MIGRATE_TIMEOUT_S,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise StackError(
-                    f"shop migrate did not finish in {MIGRATE_TIMEOUT_S:.0f}s; "
-                    f"last lines of {log}:\n{log_tail(log)}"
-                ) from exc
-        if result.returncode != 0:
-            raise StackError(
-                f"shop migrate failed with exit code {result.returncode}; "
-                f"last lines of {log}:\n{log_tail(log)}"
-            )
-
-    def _spawn_app(self, name: str, endpoint: Endpoint, app_env: dict[str, str]) -> ProcessRecord:
-        log = self._dir.log(name)
-        _truncate(log)
-        argv = [
-            sys.executable,
-            "-m",
-            "shopapp",
-            "serve",
-            "--host",
-            endpoint.host,
-            "--port",
-            str(endpoint.port),
-        ]
-        return processes.spawn(
-            name, APP, argv, endpoint=endpoint, log=log, env={**app_env, "SHOP_INSTANCE": name}
-        )
-
-    def _leave_maintenance(self, app: ProcessRecord, token: str) -> None:
-        """A new stack starts out of maintenance, whatever the last run left in the database."""
-        status = http_post_json(
-            app.endpoint.url("/admin/maintenance"), {"enabled": False}, token=token, timeout_s=5.0
-        )
-        if status != 200:
-            raise StackError(
-                f"{app.name}: turning maintenance off answered {status or 'nothing'}; "
-                f"last lines of {app.log}:\n{log_tail(app.log)}"
-            )
-
     def _spawn_caddy(self, config: LocalStackConfig) -> ProcessRecord:
         ports, host = config.ports, config.ports.host
         self._dir.caddy.mkdir(parents=True, exist_ok=True)
@@ -428,7 +437,7 @@ class LocalStack:
         that survives even SIGKILL does not stop the rest; the state is then kept, so the next
         ``down`` tries again."""
         failures = []
-        for layer in _layers(state.processes):
+        for layer in processes.layers(state.processes):
             try:
                 processes.stop(layer)
             except StackError as exc:
@@ -461,18 +470,6 @@ def _instance_of(state: StackState, instance: str) -> ProcessRecord:
     return record
 
 
-def _layers(records: Sequence[ProcessRecord]) -> Iterator[list[ProcessRecord]]:
-    """Records in reverse start order, consecutive ones of the same role together."""
-    layer: list[ProcessRecord] = []
-    for record in reversed(records):
-        if layer and layer[-1].role != record.role:
-            yield layer
-            layer = []
-        layer.append(record)
-    if layer:
-        yield layer
-
-
 def _wait_http(record: ProcessRecord, path: str) -> None:
     wait_ready(
         record,
@@ -493,4 +490,8 @@ def _wait_state(record: ProcessRecord, wanted: ProcessState, timeout_s: float = 
 
 def _truncate(log: Path) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_bytes(b"")
+    try:
+        # Never through a symbolic link: that would empty the file it points at.
+        os.close(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600))
+    except OSError as exc:
+        raise StackError(f"{log}: cannot truncate the log: {exc.strerror}") from None

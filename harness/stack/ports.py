@@ -14,6 +14,18 @@ from harness.proxy.launcher import port_is_free
 
 HOST = "127.0.0.1"
 
+# The command-line flag that sets each :class:`StackPorts` field (``harness up`` and
+# ``harness run``): a taken port is reported by the flag that moves it.
+PORT_FLAG = {
+    "entry": "--entry-port",
+    "toxiproxy_api": "--toxiproxy-port",
+    "postgres": "--postgres-port",
+    "app_db_proxy": "--app-db-proxy-port",
+    "apps": "--app-ports",
+    "lb_proxies": "--lb-proxy-ports",
+    "caddy_admin": "--caddy-admin-port",
+}
+
 
 @dataclass(frozen=True)
 class StackPorts:
@@ -62,18 +74,22 @@ class StackPorts:
 
     def wanted(self) -> list[tuple[int, str]]:
         """Each port with the piece that binds it, in start order."""
+        return [(port, wanted_by) for port, wanted_by, _ in self.wanted_fields()]
+
+    def wanted_fields(self) -> list[tuple[int, str, str]]:
+        """Each port with the piece that binds it and the field that sets it, in start order."""
         wanted = [
-            (self.postgres, "postgres"),
-            (self.toxiproxy_api, "toxiproxy API"),
-            (self.app_db_proxy, "toxiproxy proxy app-db"),
+            (self.postgres, "postgres", "postgres"),
+            (self.toxiproxy_api, "toxiproxy API", "toxiproxy_api"),
+            (self.app_db_proxy, "toxiproxy proxy app-db", "app_db_proxy"),
         ]
         for index, port in enumerate(self.lb_proxies, start=1):
-            wanted.append((port, f"toxiproxy proxy lb-app-{index}"))
+            wanted.append((port, f"toxiproxy proxy lb-app-{index}", "lb_proxies"))
         for index, port in enumerate(self.apps, start=1):
-            wanted.append((port, f"shop instance app-{index}"))
-        wanted.append((self.entry, "caddy entry"))
+            wanted.append((port, f"shop instance app-{index}", "apps"))
+        wanted.append((self.entry, "caddy entry", "entry"))
         if self.caddy_admin:
-            wanted.append((self.caddy_admin, "caddy admin API"))
+            wanted.append((self.caddy_admin, "caddy admin API", "caddy_admin"))
         return wanted
 
 
@@ -90,10 +106,13 @@ def free_ports(count: int, host: str = HOST) -> list[int]:
 
 
 def check_ports_free(ports: StackPorts) -> None:
-    """Raise ``StackError`` naming the first port something else already listens on."""
-    for port, wanted_by in ports.wanted():
+    """Raise ``StackError`` naming the first port something else already listens on, and the
+    flag that moves it."""
+    for port, wanted_by, field_name in ports.wanted_fields():
         if not port_is_free(ports.host, port):
-            raise StackError(
-                f"port {ports.host}:{port} is already in use; {wanted_by} needs it "
-                "(choose another with the matching --*-port option)"
-            )
+            raise taken(port, PORT_FLAG[field_name], ports.host, wanted_by)
+
+
+def taken(port: int, flag: str, host: str, wanted_by: str) -> StackError:
+    """The one line a taken port is reported in (exit 3: the machine, not the input)."""
+    return StackError(f"port {port} ({flag}) is taken on {host}; {wanted_by} needs it")

@@ -61,7 +61,14 @@ def spawn(
     """Start ``argv`` detached, output appended to ``log``; return its record at once."""
     full_env = {**os.environ, **(env or {})}
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+    try:
+        # Never through a symbolic link: the output would land in the file it points at.
+        fd = os.open(
+            log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+    except OSError as exc:
+        raise StackError(f"{name}: cannot open its log {log}: {exc.strerror}") from None
+    with open(fd, "ab") as out:
         try:
             process = subprocess.Popen(
                 list(argv),
@@ -294,3 +301,15 @@ def sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def layers(records: Sequence[ProcessRecord]) -> Iterator[list[ProcessRecord]]:
+    """Records in reverse start order, consecutive ones of the same role together."""
+    layer: list[ProcessRecord] = []
+    for record in reversed(records):
+        if layer and layer[-1].role != record.role:
+            yield layer
+            layer = []
+        layer.append(record)
+    if layer:
+        yield layer

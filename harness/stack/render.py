@@ -20,7 +20,7 @@ def info_table(info: StackInfo) -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column(no_wrap=True)
     table.add_column(no_wrap=True)
-    table.add_row("entry", info.entry_url, "the load balancer in front of the instances")
+    table.add_row("entry", info.entry_page, "the load balancer in front of the instances")
     table.add_row("toxiproxy API", info.toxiproxy_url, "")
     for service in info.services:
         if service.role not in ("entry", "toxiproxy"):  # the two rows above

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import StackError
+from harness.private_files import open_private, read_private, write_private
 from harness.stack.base import Endpoint
 from harness.stack.config import LocalStackConfig
 from harness.stack.processes import ProcessRecord
@@ -36,6 +37,27 @@ LOCK_FILE = "stack.lock"
 # 2: a process's start time counts from boot (processes.start_time), not from the epoch.
 FORMAT_VERSION = 2
 DEFAULT_STATE_DIR = Path(".harness")
+# Written into the state directory by a running game day (harness.gameday.control.CONTROL_FILE):
+# the mark that people are using the stack, which then is never reconfigured under them.
+GAMEDAY_FILE = "gameday.json"
+
+
+def gameday_pid(state_dir: Path) -> int | None:
+    """The process of the game day using the stack of ``state_dir``; None when none runs (no
+    mark, or the mark of a process that is gone)."""
+    try:
+        pid = json.loads((Path(state_dir) / GAMEDAY_FILE).read_text(encoding="utf-8"))["pid"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # someone else's process: alive
+    return pid
 
 
 @dataclass(frozen=True)
@@ -91,7 +113,13 @@ class StateDir:
     def locked(self) -> Iterator[None]:
         """Hold the state directory's lock: one ``up``, ``down`` or ``restart`` at a time."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / LOCK_FILE, "a") as lock:
+        path = self.root / LOCK_FILE
+        try:
+            # Never through a link (see harness.private_files); its content does not matter.
+            fd = open_private(path, os.O_RDWR | os.O_CREAT, repair_mode=True)
+        except OSError as exc:
+            raise StackError(f"{path}: cannot open the stack's lock: {exc.strerror}") from None
+        with os.fdopen(fd, "r+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
@@ -101,11 +129,13 @@ class StateDir:
     def load(self) -> StackState | None:
         """The saved state, or None when no stack was recorded here."""
         try:
-            raw = self.state_file.read_text()
+            # Only this user's own 0600 file, never through a link: it says which processes to
+            # stop and which commands to start again (harness.private_files).
+            raw = read_private(self.state_file)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StackError(f"cannot read {self.state_file}: {exc}") from exc
+            raise StackError(f"cannot read {self.state_file}: {exc.strerror}") from None
         try:
             return _decode(json.loads(raw))
         except (ValueError, KeyError, TypeError) as exc:
@@ -117,12 +147,10 @@ class StateDir:
     def save(self, state: StackState) -> None:
         """Write the state atomically (a reader never sees half a file), owner-only."""
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(_encode(state), out, indent=2)
-            out.write("\n")
-        os.replace(tmp, self.state_file)
+        try:
+            write_private(self.state_file, (json.dumps(_encode(state), indent=2) + "\n").encode())
+        except OSError as exc:
+            raise StackError(f"cannot write {self.state_file}: {exc.strerror}") from None
 
     def clear(self) -> None:
         self.state_file.unlink(missing_ok=True)

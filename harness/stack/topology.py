@@ -16,6 +16,8 @@ DATABASE, TOXIPROXY, APP, ENTRY = "database", "toxiproxy", "app", "entry"
 DB_USER = DB_NAME = "shop"
 DB_PASSWORD = "shop"  # noqa: S105
 APP_DB_PROXY = "app-db"
+# What `harness up` prints to open: the shop's product listing answers 200 (its root is 404).
+SHOP_PAGE = "/products"
 
 
 def database_url(endpoint: Endpoint) -> str:
@@ -43,6 +45,7 @@ def stack_info(config: LocalStackConfig) -> StackInfo:
         proxies=proxies(config),
         admin_token=config.admin_token,
         database_url=database_url(Endpoint(host, ports.postgres)),
+        entry_path=SHOP_PAGE,
     )
 
 

@@ -75,15 +75,20 @@ def slo_line(slo: Mapping[str, Any]) -> str:
     """One SLO of summary.json as a person reads it: observed against the threshold, in the
     unit the SLO was written in."""
     # deferred: lark, with the verdict, which a pytest session that never judges must not pay
-    from harness.verdict.units import format_value
+    from harness.verdict.units import measured, measured_pair
 
     name = str(slo.get("name"))
     if not slo.get("judged", True):
         return f"{name}: not judged"
-    unit = str(slo.get("unit") or "")
+    # Format 2 keeps the written unit apart ("unit" names the stored one: s, ratio, number);
+    # format 1 had the written unit under "unit". The values are stored the same in both.
+    unit = str(slo.get("written_unit", slo.get("unit")) or "")
     observed, threshold = slo.get("observed"), slo.get("threshold")
-    seen = "no value" if observed is None else format_value(float(observed), unit)
-    needs = "?" if threshold is None else format_value(float(threshold), unit)
+    if observed is not None and threshold is not None:
+        seen, needs = measured_pair(float(observed), float(threshold), unit)
+    else:
+        seen = "no value" if observed is None else measured(float(observed), unit)
+        needs = "?" if threshold is None else measured(float(threshold), unit)
     line = f"{name}: observed {seen}, needs {slo.get('comparator')} {needs}"
     line += f" ({slo.get('window') or 'whole run'})"
     detail = str(slo.get("detail") or "")

@@ -22,6 +22,14 @@ Definitions (the architecture's, made exact):
   waits before first retries. Full jitter over ``[0, b)`` gives about 0.58; no jitter gives 0.
   Waits averaging under :data:`MIN_WAIT_S` are immediate retries: spread 0, not noise.
 - Attempt cap: 1 - (logical requests with more attempts than the cap ÷ logical requests done).
+
+A metric without a value says which kind of nothing it is (:data:`~.metrics.Missing`): *no data*
+when the window holds no traffic at all, or retries the attempt log does not hold (a locustfile
+that retries without reporting its attempts); *n/a* when what the metric looks at never happened
+and that is no failure: no retry at all, no retry that followed a Retry-After (compliance), no
+two successive waits of the client's own (growth: a service that sends Retry-After with every
+503 dictates every wait), no first retry of the client's own (spread); *fail* when the missing
+value is itself the failure: retries at once, so no backoff to grow.
 """
 
 from __future__ import annotations
@@ -78,8 +86,49 @@ def _inside(span: Span, t: float) -> bool:
     return span.start <= t < span.end
 
 
+def _why_nothing(
+    grouped: dict[str | int, list[AttemptRecord]], span: Span, buckets: Sequence[Bucket]
+) -> Measurement | None:
+    """A "no data" measurement when the window has no traffic, or retries the attempt log
+    lacks; else None (the metric's own reason for having nothing to measure applies)."""
+    logged = any(_inside(span, r.t) for records in grouped.values() for r in records)
+    if logged:
+        return None
+    if not any(bucket.responses for bucket in buckets):
+        return Measurement(None, "no requests in the window")
+    retries = sum(bucket.retries for bucket in buckets)
+    if retries:
+        return Measurement(
+            None, f"{retries} retries in the window, none of them in the attempt log"
+        )
+    return None
+
+
+def _retry_census(grouped: dict[str | int, list[AttemptRecord]], span: Span) -> tuple[int, int]:
+    """(retries starting in the window, those of them that followed a Retry-After)."""
+    retries = after_ra = 0
+    for records in grouped.values():
+        for record in records:
+            if record.attempt > 1 and _inside(span, record.t):
+                retries += 1
+                after_ra += record.retry_after_followed is not None
+    return retries, after_ra
+
+
+def _not_applicable(grouped: dict[str | int, list[AttemptRecord]], span: Span, what: str) -> str:
+    retries, after_ra = _retry_census(grouped, span)
+    if not retries:
+        return "no request was retried in the window"
+    if retries == after_ra:
+        return (
+            f"all {retries} retries in the window followed a Retry-After: their waits were the "
+            f"server's, not the client's {what}"
+        )
+    return f"{retries} retries in the window, {after_ra} of them after a Retry-After"
+
+
 def retry_after_compliance(
-    grouped: dict[str | int, list[AttemptRecord]], span: Span
+    grouped: dict[str | int, list[AttemptRecord]], span: Span, buckets: Sequence[Bucket] = ()
 ) -> Measurement:
     total = complied = 0
     worst = 0.0  # how early the earliest retry was
@@ -95,15 +144,27 @@ def retry_after_compliance(
             else:
                 worst = max(worst, early)
     if not total:
-        return Measurement(None, "no retry followed a response with Retry-After in the window")
+        nothing = _why_nothing(grouped, span, buckets)
+        if nothing is not None:
+            return nothing
+        carried = sum(bucket.retry_after_503 for bucket in buckets)
+        why = (
+            f"{carried} responses carried Retry-After, and no retry followed one"
+            if carried
+            else "no retry followed a response with Retry-After in the window"
+        )
+        return Measurement(None, why, "n/a")
     evidence = f"{complied} of {total} retries waited out the Retry-After they followed"
     if worst:
         evidence += f" (the earliest came {format_value(worst, 's')} early)"
     return Measurement(complied / total, evidence)
 
 
-def backoff_growth(grouped: dict[str | int, list[AttemptRecord]], span: Span) -> Measurement:
+def backoff_growth(
+    grouped: dict[str | int, list[AttemptRecord]], span: Span, buckets: Sequence[Bucket] = ()
+) -> Measurement:
     ratios: list[float] = []
+    immediate = 0
     for records in grouped.values():
         if not records or not _inside(span, records[0].t):
             continue
@@ -113,20 +174,36 @@ def backoff_growth(grouped: dict[str | int, list[AttemptRecord]], span: Span) ->
             if retry.retry_after_followed is None
         ]
         for (n, first), (m, second) in itertools.pairwise(own):
-            if m == n + 1 and first >= MIN_WAIT_S:
-                ratios.append(second / first)
+            if m == n + 1:
+                if first >= MIN_WAIT_S:
+                    ratios.append(second / first)
+                else:
+                    immediate += 1
+    if not ratios and immediate:
+        return Measurement(
+            None,
+            f"{immediate} retries followed an immediate one (a wait under "
+            f"{format_value(MIN_WAIT_S, 'ms')}): no backoff to grow",
+            "fail",
+        )
     if not ratios:
+        nothing = _why_nothing(grouped, span, buckets)
+        if nothing is not None:
+            return nothing
         return Measurement(
             None,
             "no logical request in the window has two successive waits of its own "
-            f"(without Retry-After, the first at least {format_value(MIN_WAIT_S, 'ms')})",
+            f"(without Retry-After): {_not_applicable(grouped, span, 'backoff')}",
+            "n/a",
         )
     return Measurement(
         statistics.median(ratios), f"median of {len(ratios)} ratios of successive waits"
     )
 
 
-def jitter_spread(grouped: dict[str | int, list[AttemptRecord]], span: Span) -> Measurement:
+def jitter_spread(
+    grouped: dict[str | int, list[AttemptRecord]], span: Span, buckets: Sequence[Bucket] = ()
+) -> Measurement:
     waits = []
     for records in grouped.values():
         if len(records) < 2 or not _inside(span, records[0].t):
@@ -134,7 +211,18 @@ def jitter_spread(grouped: dict[str | int, list[AttemptRecord]], span: Span) -> 
         first, second = records[0], records[1]
         if first.attempt == 1 and second.attempt == 2 and second.retry_after_followed is None:
             waits.append(_wait(first, second))
+    if not waits:
+        nothing = _why_nothing(grouped, span, buckets)
+        if nothing is not None:
+            return nothing
+        return Measurement(
+            None,
+            "no first retry of the client's own (without Retry-After) in the window: "
+            + _not_applicable(grouped, span, "jitter"),
+            "n/a",
+        )
     if len(waits) < 2:
+        # One sample: the thing happened, too little of it to say how much it spreads.
         return Measurement(
             None,
             f"{len(waits)} first retries without Retry-After in the window; a spread needs 2",
@@ -157,10 +245,12 @@ def attempt_cap_respected(
     cap: int | None,
 ) -> Measurement:
     if cap is None:
+        # A mistake in the scenario or the run, not an absence of traffic: no_data cannot pass it.
         return Measurement(
             None,
             "the attempt cap is unknown: write attempt_cap_respected(N), or have the run "
             "record max_attempts",
+            "fail",
         )
     done = sum(bucket.done for bucket in buckets)
     if not done:

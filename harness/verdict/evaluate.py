@@ -1,18 +1,30 @@
 """One SLO over one run: find its window, compute its metric, compare, say why.
 
-A metric that cannot be computed (no responses in the window, a fault that never recovered, a
-phase that never ran) has no observed value, and an SLO without an observed value fails, with
-``detail`` saying why. It never passes by default and never raises.
+Four outcomes (:data:`Outcome`), ``detail`` saying why in each:
+
+- ``pass`` / ``fail``: the metric has a value, and the comparison holds or not.
+- ``n/a``: nothing to measure, for a reason that is no failure (no retry without Retry-After
+  for ``backoff_growth``, no 503 for the Retry-After share). Passes: the run gives the SLO
+  nothing to object to.
+- ``no data``: nothing to judge by (no responses in the window, a phase that never ran, retries
+  the attempt log lacks). The SLO's ``no_data`` decides: ``fail`` (the default) or ``pass``.
+
+A missing value that is the failure itself (a fault that never recovered or never bit, immediate
+retries for ``backoff_growth``, an unknown attempt cap) is ``fail`` whatever ``no_data`` says.
+Never raises.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Final, Literal, TypeAlias
 
 from harness.record.buckets import AttemptRecord
 from harness.verdict import backoff
 from harness.verdict.metrics import (
     Measurement,
+    Missing,
     check_measurement,
     count_by_name,
     measure_buckets,
@@ -31,18 +43,23 @@ from harness.verdict.model import (
     Window,
     compare,
 )
+from harness.verdict.overlap import overlapping_faults
 from harness.verdict.recovery import FaultRecovery, RecoveryPolicy, analyse_fault
 from harness.verdict.rundata import RunData, Span
 from harness.verdict.units import format_value
 
-__all__ = ["Evaluator", "Verdict", "evaluate", "resolve_window"]
+__all__ = ["OUTCOMES", "Evaluator", "Outcome", "Verdict", "evaluate", "resolve_window"]
+
+Outcome: TypeAlias = Literal["pass", "fail", "n/a", "no data"]
+OUTCOMES: Final[tuple[Outcome, ...]] = ("pass", "fail", "n/a", "no data")
 
 
 @dataclass(frozen=True)
 class Verdict:
     """The judgement of one SLO. ``observed`` and ``threshold`` are in base units (fractions,
     seconds); ``unit`` is the one the user wrote, which :attr:`observed_text` and
-    :attr:`threshold_text` show them in."""
+    :attr:`threshold_text` show them in. ``outcome`` is one of :data:`OUTCOMES`; ``passed``
+    says whether it lets the run pass (``n/a`` does, ``no data`` as the SLO's ``no_data``)."""
 
     name: str
     expression: str
@@ -53,17 +70,20 @@ class Verdict:
     unit: str
     passed: bool
     detail: str
+    outcome: Outcome
 
     @property
     def observed_text(self) -> str:
-        return "none" if self.observed is None else format_value(self.observed, self.unit)
+        if self.observed is None:
+            return "n/a" if self.outcome == "n/a" else "none"
+        return format_value(self.observed, self.unit)
 
     @property
     def threshold_text(self) -> str:
         return format_value(self.threshold, self.unit)
 
     def __str__(self) -> str:
-        outcome = "PASS" if self.passed else "FAIL"
+        outcome = self.outcome.upper()
         return (
             f"{outcome} {self.name}: {self.observed_text} (needs {self.comparator} "
             f"{self.threshold_text}, {self.window_label}): {self.detail}"
@@ -112,7 +132,7 @@ class Evaluator:
         measurement, label = self._measure(slo)
         threshold = slo.threshold.value
         detail = measurement.evidence
-        passed = measurement.value is not None
+        missing: Missing | None = None if measurement.value is not None else measurement.missing
         if slo.against is not None:
             # Compared with another metric of the same run: its value is the threshold.
             other, _ = self._measure(
@@ -120,14 +140,19 @@ class Evaluator:
             )
             detail = f"{slo.metric}: {detail}; {slo.against}: {other.evidence}"
             if other.value is None:
-                passed = False
+                missing = missing or other.missing
             else:
                 threshold = other.value
-        passed = (
-            passed
-            and measurement.value is not None
-            and compare(measurement.value, slo.comparator, threshold)
-        )
+        outcome: Outcome
+        if missing == "n/a":
+            outcome, passed = "n/a", True
+        elif missing == "no data":
+            outcome, passed = "no data", slo.no_data == "pass"
+        elif missing == "fail" or measurement.value is None:
+            outcome, passed = "fail", False
+        else:
+            passed = compare(measurement.value, slo.comparator, threshold)
+            outcome = "pass" if passed else "fail"
         return Verdict(
             name=slo.name,
             expression=slo.text,
@@ -138,14 +163,15 @@ class Evaluator:
             unit=slo.threshold.unit,
             passed=passed,
             detail=detail,
+            outcome=outcome,
         )
 
     def recovery(self, fault: str, baseline: str | None = None) -> FaultRecovery:
         key = (fault, baseline)
         if key not in self._recoveries:
-            self._recoveries[key] = analyse_fault(
-                self.data, fault, baseline=baseline, policy=self.policy
-            )
+            found = analyse_fault(self.data, fault, baseline=baseline, policy=self.policy)
+            overlapping = overlapping_faults(self.data, fault, found.recovered_at)
+            self._recoveries[key] = dataclasses.replace(found, overlapping=overlapping)
         return self._recoveries[key]
 
     def _measure(self, slo: SloExpr) -> tuple[Measurement, str]:
@@ -164,23 +190,36 @@ class Evaluator:
 
     def _in_span(self, metric: Metric, span: Span) -> Measurement:
         if metric.per_bucket:
-            return measure_buckets(metric, self.data.buckets_in(span))
+            return measure_buckets(metric, self.data.buckets_in(span), self.data.failed_statuses)
         grouped = self._by_request()
+        buckets = self.data.buckets_in(span)
         if isinstance(metric, RetryAfterCompliance):
-            return backoff.retry_after_compliance(grouped, span)
+            return backoff.retry_after_compliance(grouped, span, buckets)
         if isinstance(metric, BackoffGrowth):
-            return backoff.backoff_growth(grouped, span)
+            return backoff.backoff_growth(grouped, span, buckets)
         if isinstance(metric, JitterSpread):
-            return backoff.jitter_spread(grouped, span)
+            return backoff.jitter_spread(grouped, span, buckets)
         if isinstance(metric, AttemptCapRespected):
             cap = metric.cap if metric.cap is not None else self.data.max_attempts
-            return backoff.attempt_cap_respected(grouped, self.data.buckets_in(span), span, cap)
+            return backoff.attempt_cap_respected(grouped, buckets, span, cap)
         raise TypeError(f"no evaluation for {metric}")  # a metric added to the model only
 
     def _fault_metric(self, metric: FaultMetric) -> Measurement:
         recovery = self.recovery(metric.fault, metric.baseline)
+        confounded = (
+            f" (not this fault's alone: {', '.join(recovery.overlapping)} also in force)"
+            if recovery.overlapping
+            else ""
+        )
         if metric.kind == "recovery_time":
-            return Measurement(recovery.recovery_time, recovery.detail)
+            never = (
+                recovery.recovery_time is None
+                and recovery.bounds is not None
+                and recovery.reference_at is not None
+            )
+            # Never recovering is the failure the SLO is about, not an absence of data.
+            missing: Missing = "fail" if never else "no data"
+            return Measurement(recovery.recovery_time, recovery.detail + confounded, missing)
         if metric.kind == "time_to_first_impact":
             impact = recovery.time_to_first_impact
             if impact is None and recovery.bounds is not None:
@@ -189,6 +228,9 @@ class Evaluator:
                     None,
                     f"no impact seen: from the injection to {until} every second "
                     f"had {recovery.bounds.describe()}",
+                    # Not n/a: "< 2s" asks that the fault bites, and none did. Not data to
+                    # miss either: no_data: pass must not turn "it never bit" into a pass.
+                    "fail",
                 )
             if impact is None:
                 return Measurement(None, recovery.detail)
@@ -200,7 +242,8 @@ class Evaluator:
             return Measurement(None, recovery.detail)
         until = "the recovery" if recovery.recovered else "the end of the run (never recovered)"
         return Measurement(
-            failed, f"{failed} responses were not 2xx/3xx from the injection to {until}"
+            failed,
+            f"{failed} responses were not 2xx/3xx from the injection to {until}{confounded}",
         )
 
     def _by_request(self) -> dict[str | int, list[AttemptRecord]]:

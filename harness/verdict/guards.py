@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -87,7 +87,9 @@ class GuardEvaluator:
         *,
         step_s: float = DEFAULT_STEP_S,
         settle_s: float = DEFAULT_SETTLE_S,
+        failed_statuses: Collection[int] = (),
     ) -> None:
+        self._failed_statuses = frozenset(failed_statuses)
         self.guards: tuple[GuardExpr, ...] = tuple(
             g
             if isinstance(g, GuardExpr)
@@ -158,7 +160,7 @@ class GuardEvaluator:
     def _holds(self, guard: GuardExpr, step_end: int) -> float | None:
         """The metric's value in the step ending at ``step_end`` when the condition holds
         there; None when it does not (or cannot be computed)."""
-        value = measure_buckets(guard.metric, self._step(step_end)).value
+        value = measure_buckets(guard.metric, self._step(step_end), self._failed_statuses).value
         if value is None or not compare(value, guard.comparator, guard.threshold.value):
             return None
         return value

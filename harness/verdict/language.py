@@ -390,6 +390,8 @@ class _Builder:
         if kind == "share":
             if unit != "%":
                 self.fail(token, f"{word} is a share", f"write it with %, like {number:g}%")
+            if number > 100:
+                self.fail(token, f"{word} is a share", "from 0% to 100%")
             return Quantity(number / 100, "%")
         if kind == "duration":
             return Quantity(self.duration(token, word), _display_unit(unit))

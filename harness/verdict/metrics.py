@@ -8,12 +8,13 @@ caller decides that this fails, never that it passes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from harness.record.buckets import Bucket
 from harness.record.histogram import Histogram
+from harness.record.outcome import describe_failed, failed_count, is_failed
 from harness.verdict.model import (
     Availability,
     CheckValue,
@@ -26,6 +27,7 @@ from harness.verdict.model import (
     RetryAfterShare,
     RetryAmplification,
 )
+from harness.verdict.units import count
 
 if TYPE_CHECKING:
     from harness.integrity.readings import CheckValues
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Measurement",
+    "Missing",
     "check_measurement",
     "count_by_name",
     "is_good",
@@ -41,17 +44,29 @@ __all__ = [
 ]
 
 
+# What a measurement without a value means. "no data": there was nothing to judge by (no
+# responses, an attempt log that is empty although requests were retried): the SLO's ``no_data``
+# setting decides. "n/a": what the metric looks at never happened, for a reason that is not a
+# failure (no retry without Retry-After for backoff growth, no 503 for the Retry-After share):
+# shown as n/a with the reason, never a failure. "fail": the missing value is the failure itself
+# (a fault that never recovered), whatever ``no_data`` says.
+Missing: TypeAlias = Literal["no data", "n/a", "fail"]
+
+
 @dataclass(frozen=True)
 class Measurement:
-    """A metric's value (base units), or None, and the evidence for it in words."""
+    """A metric's value (base units), or None, and the evidence for it in words; ``missing``
+    says what a None means (see :data:`Missing`)."""
 
     value: float | None
     evidence: str
+    missing: Missing = "no data"
 
 
-def is_good(status: int) -> bool:
-    """A good response, for recovery and failed requests: 2xx or 3xx."""
-    return 200 <= status < 400
+def is_good(status: int, declared: Collection[int] = ()) -> bool:
+    """An answer that did not fail: anything but no response, a 5xx or a status the scenario
+    declares failed (the one definition, :mod:`harness.record.outcome`). A 409 is good."""
+    return not is_failed(status, declared)
 
 
 def status_counts(buckets: Iterable[Bucket]) -> dict[int, int]:
@@ -63,36 +78,49 @@ def status_counts(buckets: Iterable[Bucket]) -> dict[int, int]:
     return totals
 
 
-def measure_buckets(metric: Metric, buckets: Sequence[Bucket]) -> Measurement:
-    """A per-bucket metric (``metric.per_bucket``) over ``buckets``."""
+def measure_buckets(
+    metric: Metric, buckets: Sequence[Bucket], failed_statuses: Collection[int] = ()
+) -> Measurement:
+    """A per-bucket metric (``metric.per_bucket``) over ``buckets``; ``failed_statuses`` are the
+    scenario's own additions to what counts as failed (``availability``)."""
     if isinstance(metric, Ratio | Count):
         return _counting(metric, status_counts(buckets))
     if isinstance(metric, Percentile):
         histogram = Histogram.merged(bucket.latency for bucket in buckets)
         if not histogram.count:
             return Measurement(None, "no attempts, so no latency, in the window")
-        return Measurement(histogram.percentile(metric.q), f"over {histogram.count} attempts")
+        return Measurement(
+            histogram.percentile(metric.q), f"over {count(histogram.count)} attempts"
+        )
     if isinstance(metric, Availability):
         counts = status_counts(buckets)
         total = sum(counts.values())
         if not total:
             return Measurement(None, "no responses in the window")
-        bad = sum(n for code, n in counts.items() if code == 0 or 500 <= code <= 599)
+        bad = failed_count(counts, failed_statuses)
         return Measurement(
-            1 - bad / total, f"{bad} of {total} responses were errors (no response or 5xx)"
+            1 - bad / total,
+            f"{count(bad)} of {count(total)} responses failed "
+            f"({describe_failed(failed_statuses).removeprefix('failed = ')})",
         )
     if isinstance(metric, RetryAfterShare):
         n503 = sum(bucket.statuses.get(503, 0) for bucket in buckets)
         carried = sum(bucket.retry_after_503 for bucket in buckets)
         if not n503:
-            return Measurement(None, "no 503 responses in the window")
-        return Measurement(carried / n503, f"{carried} of {n503} 503 responses had Retry-After")
+            if any(bucket.responses for bucket in buckets):
+                return Measurement(None, "no 503 responses in the window", "n/a")
+            return Measurement(None, "no responses in the window")
+        return Measurement(
+            carried / n503, f"{count(carried)} of {count(n503)} 503 responses had Retry-After"
+        )
     if isinstance(metric, RetryAmplification):
         attempts = sum(bucket.attempts for bucket in buckets)
         done = sum(bucket.done for bucket in buckets)
         if not done:
             return Measurement(None, "no logical request finished in the window")
-        return Measurement(attempts / done, f"{attempts} attempts for {done} logical requests")
+        return Measurement(
+            attempts / done, f"{count(attempts)} attempts for {count(done)} logical requests"
+        )
     raise TypeError(f"{metric} is not computed from buckets alone")
 
 
@@ -106,10 +134,15 @@ def _counting(metric: Ratio | Count, counts: dict[int, int]) -> Measurement:
     among = sum(base.values())
     scope = f"responses with {where}" if where is not None else "responses"
     if isinstance(metric, Count):
-        return Measurement(matched, f"{matched} of {among} {scope} match {metric.predicate}")
+        return Measurement(
+            matched, f"{count(matched)} of {count(among)} {scope} match {metric.predicate}"
+        )
     if not among:
-        return Measurement(None, f"no {scope} in the window")
-    return Measurement(matched / among, f"{matched} of {among} {scope} match {metric.predicate}")
+        # Responses, none of the kind ``where`` asks about: a share of nothing, not a failure.
+        return Measurement(None, f"no {scope} in the window", "n/a")
+    return Measurement(
+        matched / among, f"{count(matched)} of {count(among)} {scope} match {metric.predicate}"
+    )
 
 
 def _matches(predicate: Predicate | None, code: int) -> bool:
@@ -146,7 +179,9 @@ def count_by_name(metric: RequestCount, names: Mapping[str, NameCounts]) -> Meas
         return Measurement(0, f'no request named "{metric.request_name}" was sent (names: {known})')
     extra = f" with {metric.where}" if metric.where is not None else ""
     return Measurement(
-        matched, f"{matched} of {sum(base.values())} {what}{scope}{extra} match {metric.predicate}"
+        matched,
+        f"{count(matched)} of {count(sum(base.values()))} {what}{scope}{extra} match "
+        f"{metric.predicate}",
     )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Final, Literal, TypeAlias
 
-from harness.verdict.units import format_value
+from harness.verdict.units import written
 
 __all__ = [
     "COMPARATORS",
@@ -33,6 +33,7 @@ __all__ = [
     "GuardExpr",
     "JitterSpread",
     "Metric",
+    "NoDataPolicy",
     "Percentile",
     "Predicate",
     "Quantity",
@@ -54,6 +55,11 @@ COMPARATORS: Final[tuple[Comparator, ...]] = ("==", "!=", "<", "<=", ">", ">=")
 # Which kind of threshold a metric takes: a share (written with %), a duration (with a unit) or
 # a plain number (no unit). The parser refuses the others, so "< 5" is never silently 500%.
 UnitKind: TypeAlias = Literal["share", "duration", "number"]
+
+# What an SLO whose metric had nothing to measure (no traffic in its window) comes to: the
+# scenario's ``no_data`` (per SLO, or for all of them). Not applicable is another thing: see
+# :data:`harness.verdict.metrics.Missing`.
+NoDataPolicy: TypeAlias = Literal["pass", "fail"]
 
 # Shares and latencies are sums and quotients of floats: two ways of computing "7.5%" may differ
 # in the last bit. A relative slack this small cannot turn a real difference into equality.
@@ -96,7 +102,7 @@ class Quantity:
     unit: str = ""
 
     def __str__(self) -> str:
-        return format_value(self.value, self.unit)
+        return written(self.value, self.unit)
 
 
 # --- predicates on the status code -------------------------------------------------------------
@@ -388,7 +394,7 @@ class Window:
             return "whole run"
         base = self.name if self.kind == "either" else f"{self.kind} {self.name}"
         if self.after_s:
-            return f"{base} + {format_value(self.after_s, 's')}"
+            return f"{base} + {written(self.after_s, 's')}"
         return base
 
     def __str__(self) -> str:
@@ -411,6 +417,7 @@ class SloExpr:
     # Compared with another metric instead of a number (``check(orders, delta) == requests(...)``):
     # the threshold is then that metric's value in the same run, ``threshold`` a placeholder.
     against: Metric | None = None
+    no_data: NoDataPolicy = "fail"
 
     def __str__(self) -> str:
         window = f" {self.window}" if self.window.kind != "run" else ""
@@ -430,5 +437,5 @@ class GuardExpr:
     hold_s: float
 
     def __str__(self) -> str:
-        hold = format_value(self.hold_s, "s")
+        hold = written(self.hold_s, "s")
         return f"abort if {self.metric} {self.comparator} {self.threshold} for {hold}"

@@ -143,6 +143,8 @@ class RunData:
     max_attempts: int | None = None
     names: Mapping[str, NameCounts] = field(default_factory=dict)
     checks: Mapping[str, CheckValues] = field(default_factory=dict)
+    # Statuses the scenario declares failed besides no response and 5xx (harness.record.outcome).
+    failed_statuses: frozenset[int] = frozenset()
     _indices: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -239,6 +241,7 @@ class RunData:
             max_attempts=max_attempts if type(max_attempts) is int else None,
             names=name_counts(meta.get(NAMES_META)),
             checks=check_values(events, [check.name for check in scenario.checks]),
+            failed_statuses=frozenset(scenario.failed_statuses),
         )
 
 

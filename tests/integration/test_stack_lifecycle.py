@@ -166,7 +166,7 @@ def test_a_taken_port_fails_before_anything_starts_naming_the_port() -> None:
             result = harness.run("up")
         assert result.returncode == 3
         message = result.stderr.strip()
-        assert f"127.0.0.1:{harness.ports.apps[1]} is already in use" in message
+        assert f"port {harness.ports.apps[1]} (--app-ports) is taken on 127.0.0.1" in message
         assert "shop instance app-2" in message
         assert len(message.splitlines()) == 1
         assert time.monotonic() - started < 5

@@ -47,7 +47,7 @@ HARNESS = Path(__file__).resolve().parents[2] / "harness"
 # Bottom up: the one table to edit when the layering changes on purpose. "+" joins layers that may
 # import each other; "|" joins siblings that share a floor but may not import each other.
 FLOORS: tuple[str, ...] = (
-    "errors + exit_codes + durations + fields + __init__",
+    "errors + exit_codes + durations + fields + private_files + __init__",
     "record",
     "safety",
     "proxy",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from harness.record import RunStatus
-from harness.report import fmt
 from harness.report.model import Outcome, Unjudged, exit_code, outcome_of, recovery_of
 
 from .test_report_synthetic import KILL_RECOVERY, SLOW_DB_RECOVERY, T0
@@ -58,40 +57,6 @@ def test_a_recovery_missing_everything_is_still_a_recovery() -> None:
     assert rec.fault == "?"
     assert rec.failed_requests is None
     assert rec.recovered_at is None
-
-
-@pytest.mark.parametrize(
-    ("value", "unit", "text"),
-    [
-        (0.075, "%", "7.5%"),
-        (0.12, "%", "12%"),
-        (0.287, "ms", "287ms"),
-        (2.0, "s", "2s"),
-        (90.0, "m", "1.5m"),
-        (3.0, "", "3"),
-        (1.25, "", "1.25"),
-        (None, "%", "n/a"),
-        (float("nan"), "ms", "n/a"),
-    ],
-)
-def test_measured_values_show_in_the_unit_the_slo_was_written_in(
-    value: float | None, unit: str, text: str
-) -> None:
-    assert fmt.measured(value, unit) == text
-
-
-@pytest.mark.parametrize(
-    ("ms", "text"), [(2.5, "2.5 ms"), (20.0, "20 ms"), (1008.0, "1.01 s"), (None, "n/a")]
-)
-def test_latencies_read_as_people_say_them(ms: float | None, text: str) -> None:
-    assert fmt.ms(ms) == text
-
-
-@pytest.mark.parametrize(
-    ("ratio", "text"), [(0.0, "0%"), (0.0517, "5.17%"), (0.4, "40.0%"), (None, "n/a")]
-)
-def test_shares_read_as_percentages(ratio: float | None, text: str) -> None:
-    assert fmt.percent(ratio) == text
 
 
 def test_the_package_exports_what_it_lists() -> None:

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from harness.record import RunStatus
@@ -15,9 +16,11 @@ from harness.report import summary as summary_module
 from harness.report import write_reports
 from harness.report.data import collect
 from harness.report.model import Unjudged
-from harness.report.summary import KEYS, summary
+from harness.report.summary import KEYS, json_unit, schema, summary
 
 from .test_report_synthetic import CREATED, ENDED, T0, build_run, judgement
+
+validator = jsonschema.Draft202012Validator(schema())
 
 pytestmark = pytest.mark.unit
 
@@ -29,7 +32,9 @@ SLO_KEYS = {
     "threshold",
     "comparator",
     "unit",
+    "written_unit",
     "passed",
+    "outcome",
     "judged",
     "detail",
 }
@@ -44,6 +49,7 @@ RECOVERY_KEYS = {
     "time_to_first_impact_s",
     "failed_requests",
     "detail",
+    "overlapping",
 }
 FAULT_KEYS = {
     "name",
@@ -114,7 +120,7 @@ def test_every_slo_recovery_fault_and_phase_has_its_documented_keys(tmp_path: Pa
 
 def test_summary_values_of_the_synthetic_run(tmp_path: Path) -> None:
     data = load(tmp_path)
-    assert data["format"] == 1
+    assert data["format"] == 2
     assert (data["scenario"], data["status"], data["outcome"]) == (
         "flash-sale",
         "completed",
@@ -124,17 +130,23 @@ def test_summary_values_of_the_synthetic_run(tmp_path: Path) -> None:
     assert (data["started_at"], data["ended_at"], data["origin"]) == (CREATED, ENDED, T0)
     assert data["duration_s"] == pytest.approx(45.5)
     spike = data["slos"][0]
-    assert (spike["observed"], spike["threshold"], spike["comparator"], spike["unit"]) == (
-        0.12,
-        0.05,
-        "<",
-        "%",
+    # Stored in the unit "unit" names (a share as a ratio), shown in the one written.
+    assert (spike["observed"], spike["threshold"], spike["comparator"]) == (0.12, 0.05, "<")
+    assert (spike["unit"], spike["written_unit"]) == ("ratio", "%")
+    p99 = data["slos"][2]
+    assert (p99["observed"], p99["threshold"], p99["unit"], p99["written_unit"]) == (
+        0.02,
+        0.1,
+        "s",
+        "ms",
     )
+    assert (data["slos"][1]["unit"], data["slos"][1]["written_unit"]) == ("number", "")
     assert spike["passed"] is False
     assert spike["judged"] is True
     unjudged = data["slos"][3]
     assert unjudged["judged"] is False
     assert unjudged["passed"] is None
+    assert (unjudged["unit"], unjudged["written_unit"], unjudged["observed"]) == (None, None, None)
     kill, slow = data["recoveries"]
     assert kill["recovered"] is True
     assert kill["recovery_time_s"] == 4.2
@@ -179,3 +191,65 @@ def _numbers(value: object) -> list[float]:
     if isinstance(value, float):
         return [value]
     return []
+
+
+# --- the published schema ----------------------------------------------------------------------
+
+
+def test_the_schema_is_a_valid_draft_2020_12_schema_shipped_in_the_package() -> None:
+    jsonschema.Draft202012Validator.check_schema(schema())
+    assert schema()["properties"]["format"]["const"] == summary_module.FORMAT
+    assert tuple(schema()["required"]) == KEYS
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        {},
+        {"upto": 20.0, "finish": RunStatus.INTERRUPTED},
+        {"upto": 14.5, "finish": None, "with_buckets": False},
+        {"finish": RunStatus.ABORTED, "error": "503s held for 1s"},
+        {"revert": False},
+    ],
+    ids=["completed", "interrupted", "crashed", "aborted", "never-reverted"],
+)
+def test_every_summary_of_a_known_store_validates_against_the_schema(
+    tmp_path: Path, build: dict[str, Any]
+) -> None:
+    data = summary(collect(build_run(tmp_path, **build), judgement()))
+    validator.validate(data)
+    unjudged = summary(collect(build_run(tmp_path / "u", **build), Unjudged(False, False, False)))
+    validator.validate(unjudged)
+
+
+def test_the_schema_refuses_a_summary_that_breaks_the_contract(tmp_path: Path) -> None:
+    data = load(tmp_path)
+    validator.validate(data)
+    for broken in (
+        {**data, "format": 1},
+        {**data, "exit_code": 5},
+        {**data, "surprise": True},
+        {**data, "slos": [{**data["slos"][0], "unit": ""}]},
+        {**data, "totals": {**data["totals"], "attempts": -1}},
+    ):
+        assert not validator.is_valid(broken)
+
+
+def test_every_schema_field_has_a_description_naming_what_it_holds() -> None:
+    def walk(node: object, where: str) -> None:
+        if isinstance(node, dict):
+            for key, sub in node.get("properties", {}).items():
+                assert sub.get("description"), f"{where}.{key} has no description"
+                walk(sub, f"{where}.{key}")
+            for key, sub in node.get("$defs", {}).items():
+                walk(sub, f"{where}.$defs.{key}")
+
+    walk(schema(), "summary")
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [("%", "ratio"), ("ms", "s"), ("s", "s"), ("m", "s"), ("h", "s"), ("", "number")],
+)
+def test_a_value_is_stored_in_the_unit_its_unit_field_names(written: str, stored: str) -> None:
+    assert json_unit(written) == stored

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.unit
 
 VALID: dict[str, Any] = {
     "name": "fuzz",
-    "stack": {"kind": "local", "env": {"A": "1"}},
+    "stack": {"kind": "local", "env": {"SHOP_A": "1"}},
     "allow_targets": ["staging.example.com"],
     "load": {
         "locustfile": "locust.py",

@@ -217,7 +217,7 @@ def test_down_layers_go_last_started_first_with_each_role_together(tmp_path: Pat
         rec("app-2", "app"),
         rec("caddy", "entry"),
     ]
-    layers = [[r.name for r in layer] for layer in local._layers(records)]
+    layers = [[r.name for r in layer] for layer in processes.layers(records)]
     assert layers == [["caddy"], ["app-2", "app-1"], ["toxiproxy"], ["postgres"]]
 
 

@@ -63,5 +63,5 @@ def test_a_taken_port_is_named_with_the_piece_that_wanted_it() -> None:
         with pytest.raises(StackError) as caught:
             check_ports_free(ports)
     message = str(caught.value)
-    assert f"127.0.0.1:{ports.apps[1]} is already in use" in message
+    assert f"port {ports.apps[1]} (--app-ports) is taken on 127.0.0.1" in message
     assert "shop instance app-2" in message

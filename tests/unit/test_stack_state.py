@@ -63,6 +63,7 @@ def test_clear_is_idempotent(tmp_path: Path) -> None:
 def test_an_unreadable_state_file_is_a_stack_error_naming_it(tmp_path: Path) -> None:
     state_dir = StateDir(tmp_path)
     state_dir.state_file.write_text('{"version": 99}')
+    state_dir.state_file.chmod(0o600)
     with pytest.raises(StackError, match=r"stack\.json is not a stack state"):
         state_dir.load()
 

@@ -56,10 +56,10 @@ def test_the_first_requests_of_a_phase_count_in_it_even_when_its_start_was_seen_
     warmup = evaluate(parse_slo("p99(latency) < 100ms during phase warmup"), data)
     assert warmup.passed, warmup
     assert warmup.observed == pytest.approx(0.005, rel=0.02)
-    assert "over 1500 attempts" in warmup.detail
+    assert "over 1,500 attempts" in warmup.detail
     spike = evaluate(parse_slo("p99(latency) < 100ms during phase spike"), data)
     assert not spike.passed  # the burst is the spike's, and its own p99 shows it
-    assert "over 2535 attempts" in spike.detail
+    assert "over 2,535 attempts" in spike.detail
 
     # The report's phase table counts the same buckets as the SLO.
     buckets = list(data.buckets)

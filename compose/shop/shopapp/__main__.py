@@ -20,6 +20,9 @@ from shopapp.config import ConfigError, Settings, load_settings
 EXIT_OK = 0
 EXIT_UNREACHABLE = 1
 EXIT_CONFIG = 2
+# How long an idle keep-alive connection stays open (uvicorn's default, stated): the load
+# balancers in front (harness/stack/caddy.py, compose/config/Caddyfile) drop theirs sooner.
+KEEP_ALIVE_S = 5
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,6 +57,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         lifespan="on",
         # Bounded, so a stop during an outage does not wait on hung requests.
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_S,
         server_header=False,
     )
     server = uvicorn.Server(config)
