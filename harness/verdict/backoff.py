@@ -42,7 +42,7 @@ from typing import Final
 from harness.record.buckets import AttemptRecord, Bucket
 from harness.verdict.metrics import Measurement
 from harness.verdict.rundata import Span
-from harness.verdict.units import format_value
+from harness.verdict.units import count, format_value
 
 __all__ = [
     "MIN_WAIT_S",
@@ -154,7 +154,9 @@ def retry_after_compliance(
             else "no retry followed a response with Retry-After in the window"
         )
         return Measurement(None, why, "n/a")
-    evidence = f"{complied} of {total} retries waited out the Retry-After they followed"
+    evidence = (
+        f"{count(complied)} of {count(total)} retries waited out the Retry-After they followed"
+    )
     if worst:
         evidence += f" (the earliest came {format_value(worst, 's')} early)"
     return Measurement(complied / total, evidence)
@@ -261,7 +263,7 @@ def attempt_cap_respected(
             most = max(r.attempt for r in records)
             if most > cap:
                 over.append(most)
-    evidence = f"{len(over)} of {done} logical requests used more than {cap} attempts"
+    evidence = f"{count(len(over))} of {count(done)} logical requests used more than {cap} attempts"
     if over:
         evidence += f" (the most: {max(over)})"
     return Measurement(max(0.0, 1 - len(over) / done), evidence)

@@ -34,6 +34,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.testing.results import slo_line
+
 # `harness run` prints its run directory on a line of its own, first as soon as it exists.
 _RUN_DIR = re.compile(r"^(?:harness: )?run [a-z_ -]+: (/\S+|\S+/\S+)")
 # A run that overruns its scenario by this much is stopped (SIGINT, so faults are reverted).
@@ -63,13 +65,8 @@ def _failed_slos(summary: dict[str, object]) -> list[str]:
     for slo in slos if isinstance(slos, list) else []:
         if not isinstance(slo, dict) or slo.get("passed", True):
             continue
-        observed = slo.get("observed")
-        unit = slo.get("unit") or ""
-        limit = f"{slo.get('comparator', '?')} {slo.get('threshold')}{unit}"
-        lines.append(
-            f"{slo.get('name')} [{slo.get('window')}]: observed {observed}{unit}, wants {limit}"
-            f" ({slo.get('detail', '')})"
-        )
+        # The same words as the harness's own summary lines, in the unit the SLO was written in.
+        lines.append(f"{slo_line(slo)} ({slo.get('detail', '')})")
     return lines
 
 
