@@ -26,6 +26,7 @@ from typing import Any, Final
 from harness.errors import BadInputError, HarnessError, InfrastructureError
 from harness.private_files import read_private, write_private
 from harness.safety import run_policy
+from harness.stack.processes import pid_alive
 
 __all__ = [
     "CONTROL_FILE",
@@ -108,22 +109,12 @@ class ControlFile:
             control = cls(**{k: data[k] for k in cls.__dataclass_fields__})
         except (KeyError, TypeError):
             raise NoGameday(f"{path}: not a game day's control file") from None
-        if check_alive and not _alive(control.pid):
+        if check_alive and not pid_alive(control.pid):
             raise NoGameday(
                 f"no game day is running ({path} is left from process {control.pid}, which is "
                 "gone; `harness rollback` reverts any fault it left)"
             )
         return control
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    return True
 
 
 class GamedayClient:

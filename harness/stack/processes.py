@@ -127,6 +127,17 @@ def adopt(
     )
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (someone else's counts: signal 0 is refused, not lost)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def start_time(pid: int) -> float:
     """When ``pid`` started, in seconds since the machine booted (on Linux): fixed for the life
     of the process, whichever process reads it and whatever the wall clock does.

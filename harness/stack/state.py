@@ -30,7 +30,7 @@ from harness.errors import StackError
 from harness.private_files import open_private, read_private, write_private
 from harness.stack.base import Endpoint
 from harness.stack.config import LocalStackConfig
-from harness.stack.processes import ProcessRecord
+from harness.stack.processes import ProcessRecord, pid_alive
 
 STATE_FILE = "stack.json"
 LOCK_FILE = "stack.lock"
@@ -46,18 +46,14 @@ def gameday_pid(state_dir: Path) -> int | None:
     """The process of the game day using the stack of ``state_dir``; None when none runs (no
     mark, or the mark of a process that is gone)."""
     try:
+        # Read leniently on purpose: a mark that is not a private file still says "in use", and
+        # a wrong "in use" only makes a run refuse to touch the stack.
         pid = json.loads((Path(state_dir) / GAMEDAY_FILE).read_text(encoding="utf-8"))["pid"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if not isinstance(pid, int) or pid <= 0:
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid  # someone else's process: alive
-    return pid
+    return pid if pid_alive(pid) else None
 
 
 @dataclass(frozen=True)
