@@ -196,9 +196,10 @@ async def _load_order(conn: asyncpg.Connection, *, where: str, value: object) ->
 class _Refused(Exception):
     """Roll the checkout back and answer ``status``."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, *, key_race: bool = False) -> None:
         self.status = status
         self.detail = detail
+        self.key_race = key_race  # the cart's unique index: maybe this key's own order
 
 
 _CHECKOUT_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -220,16 +221,23 @@ async def checkout(shop: ShopDep, body: Checkout, idempotency_key: IdempotencyKe
         # its own), so a retry after a lost answer is told "cart already checked out" (409)
         # although its order was placed: what the harness's integrity checks must catch.
         idempotency_key = f"ignored-{uuid.uuid4()}"
+    cart_taken = False
     async with shop.db.connection() as conn:
         try:
             async with conn.transaction():
                 order = await _place_order(conn, body.cart_id, idempotency_key)
         except _Refused as refused:
-            raise HTTPException(refused.status, refused.detail) from None
+            if not refused.key_race:
+                raise HTTPException(refused.status, refused.detail) from None
+            # Concurrent requests with one key can also meet on the cart's unique index, which
+            # ON CONFLICT does not arbitrate: the other request placed this key's order.
+            order, cart_taken = None, True
         if order is not None:
             return JSONResponse(order.model_dump(mode="json"), status_code=201)
         # The key was taken: by an earlier request, or by a concurrent one we waited for.
         existing = await _load_order(conn, where="idempotency_key", value=idempotency_key)
+    if existing is None and cart_taken:  # by an order of another key
+        raise HTTPException(409, "cart already checked out")
     if existing is None:  # pragma: no cover - the unique index says it exists
         raise HTTPException(409, "checkout in progress for this key, retry")
     if existing.cart_id != body.cart_id:
@@ -255,7 +263,7 @@ async def _place_order(conn: asyncpg.Connection, cart_id: uuid.UUID, key: str) -
     except asyncpg.ForeignKeyViolationError:
         raise _Refused(404, "cart not found") from None
     except asyncpg.UniqueViolationError:  # orders.cart_id is unique too
-        raise _Refused(409, "cart already checked out") from None
+        raise _Refused(409, "cart already checked out", key_race=True) from None
     if order_id is None:
         return None
 
