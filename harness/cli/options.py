@@ -226,7 +226,7 @@ PORT_FLAGS: Final = (
     PortFlag(
         "--caddy-admin-port",
         "caddy_admin",
-        "Caddy's admin API on loopback; 0 turns it off.",
+        "Only 0: Caddy's admin API is the Unix socket caddy/admin.sock in the state dir.",
         off=True,
     ),
 )

@@ -21,6 +21,8 @@ revert, a durable journal, and the rollback that reads it after a crash.
     journal      the fsync'd JSON-lines journal: journaled before inject, reverted after revert
     timeline     FaultTimeline: tick() injects and reverts on time, revert_all() on every way out
     rollback     roll_back: revert the journal's pending faults after a crash (`harness rollback`)
+    lease        fault_lease: a lease the injecting process renews; the embedded Toxiproxy
+                 lifts what is attached to it (toxics, disabled proxies) when renewals stop
 
 Nothing here imports gevent: the timeline runs in the Locust master and the rollback in the CLI,
 both with plain blocking calls.
@@ -38,6 +40,7 @@ from harness.faults.journal import (
     PendingFault,
     run_store_listener,
 )
+from harness.faults.lease import fault_lease
 from harness.faults.rollback import RollbackOutcome, RollbackResult, roll_back
 from harness.faults.timeline import FaultTimeline, RevertFailure
 
@@ -56,6 +59,7 @@ __all__ = [
     "check_fault_env",
     "check_http_support",
     "fault_from_record",
+    "fault_lease",
     "faults_of_scenario",
     "roll_back",
     "run_store_listener",

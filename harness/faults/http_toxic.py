@@ -7,7 +7,8 @@ Toxiproxy-compatible server has that toxic (``GET /harness/capabilities`` lists 
 Toxiproxy is a TCP proxy and has none, so :func:`check_http_support` refuses such faults before
 any load. The toxic is named ``harness-<fault name>`` as every toxic the harness adds, so a
 revert in another process finds it; a revert that finds no toxic, no proxy or (as the stack
-says) no Toxiproxy any more has nothing to do.
+says) no Toxiproxy any more has nothing to do. Like every toxic the harness adds, it is attached
+to this process's fault lease where there is one (:mod:`harness.faults.lease`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pydantic import BeforeValidator, Field, PlainValidator, model_validator
 
 from harness.errors import BadInputError, ProxyConflict, ProxyNotFound, ToxiproxyError
 from harness.faults.base import RECORD_VERSION, Fault, record_str
+from harness.faults.lease import current_lease
 from harness.faults.model import FaultModel, TargetKind
 from harness.faults.stackref import stack_ref, toxiproxy_is_gone
 from harness.faults.toxic import TOXIPROXY_TIMEOUT_S, proxy_of, toxic_name, toxiproxy_of
@@ -183,6 +185,7 @@ class AddHttpToxic:
             stream=HTTP_STREAM,
             toxicity=1.0,
             attributes=_attributes_json(self.attributes),
+            lease=current_lease(self.toxiproxy_url),
         )
 
     def _remove(self, client: ToxiproxyClient) -> None:

@@ -4,7 +4,10 @@ Every toxic the harness adds is named ``harness-<fault name>`` (plus a suffix wh
 several), so a revert in another process finds it by name, and it never touches a toxic somebody
 else added. A revert that finds nothing to remove (the toxic, or the whole proxy, is gone) has
 nothing to do. A Toxiproxy that does not answer is an error, unless the stack says its Toxiproxy
-process is gone: its toxics went with it, as it keeps them in memory only.
+process is gone: its toxics went with it, as it keeps them in memory only. Where this process
+renews a fault lease on that Toxiproxy (:mod:`harness.faults.lease`), each toxic, and a proxy it
+disables, is attached to it, so the server lifts them by itself should this process die without
+reverting.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pydantic import (
 
 from harness.errors import BadInputError, ProxyConflict, ProxyNotFound, ToxiproxyError
 from harness.faults.base import RECORD_VERSION, Fault, record_str
+from harness.faults.lease import current_lease
 from harness.faults.model import FaultModel, TargetKind
 from harness.faults.stackref import stack_ref, toxiproxy_is_gone
 from harness.fields import FieldModel, Name, WholeNumber, invalid, number, one_of
@@ -120,8 +124,9 @@ class AddToxics:
 
     def inject(self) -> None:
         client = self._client()
+        lease = current_lease(self.toxiproxy_url)
         for spec in self.toxics:
-            _add(client, self.proxy, spec)
+            _add(client, self.proxy, spec, lease)
 
     def revert(self) -> None:
         client = self._client()
@@ -188,7 +193,9 @@ class DisableProxy:
         return f"disable proxy {self.proxy} (connections refused)"
 
     def inject(self) -> None:
-        self._client().disable(self.proxy)
+        # Under this process's fault lease, where there is one: enabled again by the server
+        # should this process die without reverting.
+        self._client().disable(self.proxy, lease=current_lease(self.toxiproxy_url))
 
     def revert(self) -> None:
         try:
@@ -223,17 +230,17 @@ class DisableProxy:
         return ToxiproxyClient(self.toxiproxy_url, timeout_s=TOXIPROXY_TIMEOUT_S)
 
 
-def _add(client: ToxiproxyClient, proxy: str, spec: ToxicSpec) -> None:
+def _add(client: ToxiproxyClient, proxy: str, spec: ToxicSpec, lease: str | None) -> None:
     try:
-        _send_add(client, proxy, spec)
+        _send_add(client, proxy, spec, lease)
     except ProxyConflict:
         # A toxic by our name is ours, left by an earlier try that never reverted (a crash):
         # replace it, so what is in force is what this fault asks for.
         _remove(client, proxy, spec.name)
-        _send_add(client, proxy, spec)
+        _send_add(client, proxy, spec, lease)
 
 
-def _send_add(client: ToxiproxyClient, proxy: str, spec: ToxicSpec) -> None:
+def _send_add(client: ToxiproxyClient, proxy: str, spec: ToxicSpec, lease: str | None) -> None:
     client.add_toxic(
         proxy,
         spec.type,
@@ -241,6 +248,7 @@ def _send_add(client: ToxiproxyClient, proxy: str, spec: ToxicSpec) -> None:
         stream=spec.stream,
         toxicity=spec.toxicity,
         attributes=dict(spec.attributes),
+        lease=lease,
     )
 
 

@@ -23,12 +23,14 @@ from typing import Any
 import gevent  # type: ignore[import-untyped]  # gevent ships no type information
 from locust.env import Environment
 from locust.exception import RPCError
-from locust.runners import Runner
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, Runner
 from locust.user import User
 
 from harness.errors import InfrastructureError
+from harness.exit_codes import ExitCode
 from harness.load.guarding import LiveGuards
 from harness.load.launch import MasterArgs, write_master_file
+from harness.load.lifeline import watch_parent
 from harness.load.plan import PhasePlan
 from harness.load.plugin import MasterPlugin, RunResult
 from harness.load.retry import clients_of, max_attempts_of
@@ -38,15 +40,25 @@ from harness.load.worker_plugin import WorkerPlugin
 from harness.record import RunWriter
 from harness.scenario import Scenario
 
-__all__ = ["LocustMaster", "MasterSignals", "record_clients"]
+__all__ = ["ORPHAN_GRACE_S", "LocustMaster", "MasterSignals", "record_clients"]
+
+# After the harness died: the time the master has to stop its load and revert its faults before
+# it ends itself (the harness, alive, would give it as long before killing it).
+ORPHAN_GRACE_S = 90.0
 
 
 class MasterSignals:
     """SIGINT / SIGTERM for the master plugin; those that arrive before it exists wait for it.
-    :meth:`install` them first thing: a signal during the start must not be lost."""
+    :meth:`install` them first thing: a signal during the start must not be lost.
+
+    SIGHUP says the harness that started this master is gone (its lifeline broke,
+    :mod:`harness.load.lifeline`): no one is left to read the run, and whoever killed it wants
+    the load gone, so the load stops first, then the faults are reverted (a plain interrupt
+    reverts first, under load, so the record shows the healing)."""
 
     def __init__(self) -> None:
         self.pending: list[int] = []
+        self.parent_gone = False
         self._target: MasterPlugin | None = None
 
     @classmethod
@@ -54,11 +66,18 @@ class MasterSignals:
         signals = cls()
         gevent.signal_handler(signal.SIGINT, signals.received, signal.SIGINT)
         gevent.signal_handler(signal.SIGTERM, signals.received, signal.SIGTERM)
+        gevent.signal_handler(signal.SIGHUP, signals.received, signal.SIGHUP)
+        # After the handlers: the watch's SIGHUP must find this process ready for it.
+        watch_parent(grace_s=ORPHAN_GRACE_S, exit_code=ExitCode.INTERRUPTED)
         return signals
 
     def received(self, signum: int) -> None:
+        if signum == signal.SIGHUP:
+            self.parent_gone = True
         if self._target is not None:
             self._target.interrupt(signum)
+            if signum == signal.SIGHUP:
+                _stop_load_now(self._target)
         else:
             self.pending.append(signum)
 
@@ -66,6 +85,14 @@ class MasterSignals:
         self._target = target
         for signum in self.pending:
             target.interrupt(signum)
+
+
+def _stop_load_now(plugin: MasterPlugin) -> None:
+    """Stop the users (a master's workers are told to) before the faults are reverted. Only
+    a load under way: a runner stopped before it started would start when the plugin runs."""
+    runner = plugin.environment.runner
+    if runner is not None and runner.state in (STATE_SPAWNING, STATE_RUNNING):
+        runner.stop()
 
 
 def record_clients(writer: RunWriter, user_classes: list[type[User]]) -> None:

@@ -5,7 +5,8 @@ on another machine (without: it asks the master for the locustfile, Locust's own
 request its users make is recorded and shipped to the master (:class:`~harness.load.plugin.
 WorkerPlugin`); it runs until the master tells it to quit.
 
-SIGINT / SIGTERM stop its users, send the final shipment, tell the master it is leaving and exit.
+SIGINT / SIGTERM stop its users, send the final shipment, tell the master it is leaving and exit;
+so does the death of the `harness run` that started it (:mod:`harness.load.lifeline`).
 Exit codes: 0 done · 2 bad locustfile · 3 the master cannot be reached.
 """
 
@@ -29,10 +30,14 @@ from harness.errors import BadInputError, HarnessError
 from harness.exit_codes import ExitCode
 from harness.load.entry import configure_logging, load_user_classes
 from harness.load.launch import WorkerArgs
+from harness.load.lifeline import watch_parent
 from harness.load.plugin import WorkerPlugin
 from harness.safety import guard_sockets, host_of, run_policy
 
-__all__ = ["main"]
+__all__ = ["ORPHAN_GRACE_S", "main"]
+
+# After the harness died: the time the worker has to stop its users and say goodbye.
+ORPHAN_GRACE_S = 15.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,6 +91,10 @@ def _work(args: WorkerArgs, user_classes: list[type[locust.User]], target: _Targ
 
     gevent.signal_handler(signal.SIGINT, leave, signal.SIGINT)
     gevent.signal_handler(signal.SIGTERM, leave, signal.SIGTERM)
+    # SIGHUP: the harness that started this worker is gone (harness.load.lifeline); leave the
+    # same way, the final shipment included, for a master that may still be recording.
+    gevent.signal_handler(signal.SIGHUP, leave, signal.SIGHUP)
+    watch_parent(grace_s=ORPHAN_GRACE_S, exit_code=ExitCode.INTERRUPTED)
     try:
         runner.greenlet.join()
     finally:

@@ -4,18 +4,28 @@ Request bodies are read the way the real server's Go decoder reads them: the fir
 counts and anything after it is ignored; ``null`` leaves a field as it was; a value of the wrong
 type is a ``bad request body``. Error bodies are ``{"error": ..., "status": ...}`` plus a newline,
 sent as text/plain like Go's ``http.Error``.
+
+Extensions only add (README, "The embedded Toxiproxy server"): the ``http`` toxic type,
+``GET /harness/capabilities``, and leases (:mod:`harness.proxy.lease`): ``/harness/leases`` to
+open, renew, show and release them, and an optional ``"lease"`` field on toxic creation and on a
+proxy update that disables it. A toxic or proxy without one answers exactly the real server's
+JSON.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import math
 import secrets
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from harness.proxy.lease import Lease, LeaseError
 from harness.proxy.proxy import ApiError, Proxy, ProxyCollection, toxic_exists, toxic_not_found
 from harness.proxy.toxics import TOXIC_TYPES, ToxicConfig, ToxicInputError
 from harness.safety import json_depth_problem
@@ -100,6 +110,8 @@ MAX_BODY_NESTING = 64
 # and a byte may be sent as %XX): the real server takes any length, and a 15 MB name there
 # can never be deleted either.
 MAX_NAME_BYTES = 1024
+# How often expired leases are looked for: a lease lifts its toxics at most this late.
+LEASE_SWEEP_S = 0.1
 _FLOAT32_MAX = 3.4028234663852886e38  # toxicity is a float32 in Go
 _INT64 = range(-(2**63), 2**63)
 
@@ -222,6 +234,10 @@ async def proxy_update(request: web.Request) -> web.Response:
         listen = _field(data, "listen", str, proxy.listen)
         upstream = _field(data, "upstream", str, proxy.upstream)
         enabled = _field(data, "enabled", bool, proxy.enabled)
+        # An extension: a proxy disabled under a lease is enabled again when the lease ends.
+        lease = _field(data, "lease", str, "")
+        if lease and lease not in collection.leases:
+            raise BadBody(f"lease {json.dumps(lease[:40])} not found (expired or released)")
         if proxy.differs(listen, upstream):
             # A new address or upstream restarts the proxy and drops its connections.
             proxy.stop()
@@ -232,6 +248,9 @@ async def proxy_update(request: web.Request) -> web.Response:
                 await proxy.start()
             else:
                 proxy.stop()
+        if data.get("enabled") is not None or lease:
+            # Enabled, or disabled anew: the lease of this update (or none) holds it now.
+            proxy.lease = "" if proxy.enabled else lease
     return json_response(proxy.to_json())
 
 
@@ -247,6 +266,7 @@ async def reset(request: web.Request) -> web.Response:
     async with collection.lock:
         for proxy in list(collection.proxies.values()):
             await proxy.start()
+            proxy.lease = ""
             proxy.remove_all_toxics()
     return web.Response(status=204)
 
@@ -280,7 +300,12 @@ async def toxic_create(request: web.Request) -> web.Response:
     except ToxicInputError as exc:
         raise BadBody(str(exc)) from exc
     attributes = _attributes(kind, attributes_data, {})
-    config = ToxicConfig(name, kind, stream, toxicity, attributes)
+    # An extension: the real server ignores the field (so a client asks /harness/capabilities
+    # before relying on it). Checked last, after the last await, so the lease is live now.
+    lease = _field(data, "lease", str, "")
+    if lease and lease not in _collection(request).leases:
+        raise BadBody(f"lease {json.dumps(lease[:40])} not found (expired or released)")
+    config = ToxicConfig(name, kind, stream, toxicity, attributes, lease=lease)
     proxy.add_toxic(config)
     return json_response(config.to_json())
 
@@ -303,7 +328,13 @@ async def toxic_update(request: web.Request) -> web.Response:
     toxicity = _field(data, "toxicity", float, current.toxicity)
     attributes = _attributes(current.type, data.get("attributes"), current.attributes)
     config = ToxicConfig(
-        current.name, current.type, current.stream, toxicity, attributes, shared=current.shared
+        current.name,
+        current.type,
+        current.stream,
+        toxicity,
+        attributes,
+        shared=current.shared,
+        lease=current.lease,
     )
     proxy.update_toxic(config)
     return json_response(config.to_json())
@@ -324,9 +355,91 @@ async def version(request: web.Request) -> web.Response:
 
 async def capabilities(request: web.Request) -> web.Response:
     """What this server adds to Toxiproxy 2.12.0, for clients that adapt to it; the real server
-    answers 404 here. ``leases`` (faults lifted when their owner stops renewing them) is not
-    implemented."""
-    return json_response({"toxics": list(TOXIC_TYPES), "leases": False})
+    answers 404 here. ``leases``: toxics attached to a lease are removed when it is not renewed
+    (``/harness/leases``)."""
+    return json_response({"toxics": list(TOXIC_TYPES), "leases": True})
+
+
+# -- leases: an extension (harness.proxy.lease) ------------------------------------------------
+
+
+def _lease_json(collection: ProxyCollection, lease: Lease) -> dict[str, Any]:
+    toxics = [{"proxy": p.name, "toxic": t.name} for p, t in collection.leased_toxics(lease.id)]
+    return {
+        "id": lease.id,
+        "owner": lease.owner,
+        "ttl_ms": round(lease.ttl_s * 1000),
+        "expires_in_ms": math.ceil(collection.leases.remaining_s(lease) * 1000),
+        "toxics": toxics,
+    }
+
+
+def _lease_call(action: Callable[[], Lease]) -> Lease:
+    try:
+        return action()
+    except LeaseError as exc:
+        raise ApiError(str(exc), exc.status) from exc
+
+
+async def lease_index(request: web.Request) -> web.Response:
+    collection = _collection(request)
+    return json_response([_lease_json(collection, lease) for lease in collection.leases.all()])
+
+
+async def lease_create(request: web.Request) -> web.Response:
+    """``{"ttl_ms": 10000, "owner": "..."}``: a new lease, to renew within ``ttl_ms``."""
+    collection = _collection(request)
+    data = _object(await read_json(request), "lease")
+    ttl_ms = _field(data, "ttl_ms", int, 0)
+    owner = _field(data, "owner", str, "")
+    if not ttl_ms:
+        raise ApiError("missing required field: ttl_ms", 400)
+    lease = _lease_call(lambda: collection.leases.create(ttl_ms, owner))
+    return json_response(_lease_json(collection, lease), status=201)
+
+
+async def lease_show(request: web.Request) -> web.Response:
+    collection = _collection(request)
+    lease = _lease_call(lambda: collection.leases.get(request.match_info["lease"]))
+    return json_response(_lease_json(collection, lease))
+
+
+async def lease_renew(request: web.Request) -> web.Response:
+    """Renew: the lease runs for its ``ttl_ms`` again from now. The body is ignored."""
+    collection = _collection(request)
+    lease = _lease_call(lambda: collection.leases.renew(request.match_info["lease"]))
+    return json_response(_lease_json(collection, lease))
+
+
+async def lease_release(request: web.Request) -> web.Response:
+    """End the lease now: its toxics are removed, as on expiry."""
+    collection = _collection(request)
+    lease = _lease_call(lambda: collection.leases.release(request.match_info["lease"]))
+    await collection.lift(lease.id)
+    return web.Response(status=204)
+
+
+async def _lease_sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Lift the toxics of expired leases, every LEASE_SWEEP_S, for as long as the app runs."""
+    collection = app[COLLECTION]
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(LEASE_SWEEP_S)
+            for lease, lifted in await collection.expire_leases():
+                owner = f" ({lease.owner})" if lease.owner else ""
+                print(
+                    f"embedded toxiproxy: lease {lease.id}{owner} not renewed for "
+                    f"{lease.ttl_s:g}s: lifted {', '.join(lifted) or 'nothing'}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+    task = asyncio.create_task(sweep())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 # -- middleware and app -----------------------------------------------------------------------
@@ -378,7 +491,13 @@ def build_app(collection: ProxyCollection) -> web.Application:
         ("DELETE", "/proxies/{proxy}/toxics/{toxic}", toxic_delete),
         ("GET", "/version", version),
         ("GET", "/harness/capabilities", capabilities),
+        ("GET", "/harness/leases", lease_index),
+        ("POST", "/harness/leases", lease_create),
+        ("GET", "/harness/leases/{lease}", lease_show),
+        ("POST", "/harness/leases/{lease}", lease_renew),
+        ("DELETE", "/harness/leases/{lease}", lease_release),
     ]
     for method, path, handler in routes:
         app.router.add_route(method, path, handler)
+    app.cleanup_ctx.append(_lease_sweeper)
     return app

@@ -32,6 +32,9 @@ Why it is wrapped:
   adds ``"Logger": {}``).
 * **Missing calls.** Updating a toxic and the server-side ``/populate`` are sent through the same
   ``APIConsumer``. Updates use POST, which Toxiproxy treats exactly like PATCH on these routes.
+* **Extensions of the embedded server** (``/harness/capabilities``, leases under
+  ``/harness/leases``) go the same way; ask :meth:`ToxiproxyClient.supports_leases` first: the
+  real server answers 404 to the lease calls and silently ignores a toxic's ``lease`` field.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
 from harness.errors import BadInputError, ProxyConflict, ProxyNotFound, ToxiproxyError
 
-__all__ = ["DEFAULT_TIMEOUT_S", "ProxyInfo", "ToxicInfo", "ToxiproxyClient"]
+__all__ = ["DEFAULT_TIMEOUT_S", "LeaseInfo", "ProxyInfo", "ToxicInfo", "ToxiproxyClient"]
 
 DEFAULT_TIMEOUT_S: Final = 10.0
 
@@ -103,6 +106,28 @@ class ProxyInfo:
     @property
     def listen_port(self) -> int:
         return int(self.listen.rsplit(":", 1)[1])
+
+
+@dataclass(frozen=True)
+class LeaseInfo:
+    """A lease of the embedded server: its toxics are removed unless it is renewed within
+    ``ttl_ms``. ``toxics`` holds ``(proxy, toxic)`` names."""
+
+    id: str
+    owner: str
+    ttl_ms: int
+    expires_in_ms: int
+    toxics: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LeaseInfo:
+        return cls(
+            id=str(data["id"]),
+            owner=str(data.get("owner") or ""),
+            ttl_ms=int(data["ttl_ms"]),
+            expires_in_ms=int(data["expires_in_ms"]),
+            toxics=tuple((str(t["proxy"]), str(t["toxic"])) for t in data.get("toxics") or ()),
+        )
 
 
 def _split_api_url(api_url: str) -> tuple[str, int, str]:
@@ -185,7 +210,7 @@ class ToxiproxyClient:
 
     def capabilities(self) -> dict[str, Any] | None:
         """What the server adds to Toxiproxy 2.12.0 (``GET /harness/capabilities`` of the embedded
-        server: ``{"toxics": [...], "leases": false}``), or None from a server without the
+        server: ``{"toxics": [...], "leases": true}``), or None from a server without the
         endpoint (the real Toxiproxy answers 404)."""
         try:
             response = self._send("GET", "/harness/capabilities")
@@ -202,6 +227,30 @@ class ToxiproxyClient:
         capabilities (the embedded one). Unreachable servers raise :class:`ToxiproxyError`."""
         toxics = (self.capabilities() or {}).get("toxics")
         return isinstance(toxics, list) and "http" in toxics
+
+    def supports_leases(self) -> bool:
+        """Whether toxics may be attached to leases: only a server whose capabilities say so
+        (the embedded one). Unreachable servers raise :class:`ToxiproxyError`."""
+        return (self.capabilities() or {}).get("leases") is True
+
+    def create_lease(self, ttl_ms: int, *, owner: str = "") -> LeaseInfo:
+        """Open a lease: toxics attached to it are removed unless it is renewed within
+        ``ttl_ms``."""
+        body = {"ttl_ms": ttl_ms, "owner": owner}
+        return self._call("POST", "/harness/leases", LeaseInfo.from_json, body)
+
+    def renew_lease(self, lease_id: str) -> LeaseInfo:
+        """Renew: the lease runs for its ``ttl_ms`` again from now. :class:`ProxyNotFound` (a
+        404) when it expired or was released."""
+        return self._call("POST", _path("harness", "leases", lease_id), LeaseInfo.from_json, {})
+
+    def release_lease(self, lease_id: str) -> None:
+        """End the lease now; the server removes the toxics still attached to it."""
+        self._send("DELETE", _path("harness", "leases", lease_id))
+
+    def leases(self) -> list[LeaseInfo]:
+        """The server's live leases."""
+        return self._call("GET", "/harness/leases", lambda d: [LeaseInfo.from_json(x) for x in d])
 
     def reset(self) -> None:
         """Re-enable every proxy and remove every toxic (connections stay open)."""
@@ -245,9 +294,13 @@ class ToxiproxyClient:
         """Start listening again (toxics are kept while disabled)."""
         return self._call("POST", _path("proxies", name), ProxyInfo.from_json, {"enabled": True})
 
-    def disable(self, name: str) -> ProxyInfo:
-        """Stop listening and close every open connection of the proxy."""
-        return self._call("POST", _path("proxies", name), ProxyInfo.from_json, {"enabled": False})
+    def disable(self, name: str, *, lease: str | None = None) -> ProxyInfo:
+        """Stop listening and close every open connection of the proxy. ``lease``: enabled
+        again when that lease ends (an extension: only where :meth:`supports_leases`)."""
+        body: dict[str, Any] = {"enabled": False}
+        if lease is not None:
+            body["lease"] = lease
+        return self._call("POST", _path("proxies", name), ProxyInfo.from_json, body)
 
     # -- toxics ---------------------------------------------------------------------------------
 
@@ -266,8 +319,10 @@ class ToxiproxyClient:
         stream: str = "downstream",
         toxicity: float = 1.0,
         attributes: Mapping[str, Any] | None = None,
+        lease: str | None = None,
     ) -> ToxicInfo:
-        """Add a toxic; without ``name`` the server names it ``<type>_<stream>``."""
+        """Add a toxic; without ``name`` the server names it ``<type>_<stream>``. ``lease``
+        attaches it to a lease (an extension: only where :meth:`supports_leases`)."""
         body: dict[str, Any] = {
             "type": type,
             "stream": stream,
@@ -276,6 +331,8 @@ class ToxiproxyClient:
         }
         if name is not None:
             body["name"] = name
+        if lease is not None:
+            body["lease"] = lease
         return self._call("POST", _path("proxies", proxy, "toxics"), ToxicInfo.from_json, body)
 
     def update_toxic(

@@ -11,6 +11,7 @@ import socket
 from typing import Any
 
 from harness.proxy.connection import Connection
+from harness.proxy.lease import Lease, LeaseTable
 from harness.proxy.toxics import DOWNSTREAM, UPSTREAM, ToxicConfig
 
 
@@ -90,6 +91,9 @@ class Proxy:
         # Set once the collection lets go of the proxy (deleted, replaced, server closing): no
         # API call can reach it any more, so it must never listen again.
         self.retired = False
+        # The lease it was disabled under (an extension): when the lease ends, it is enabled
+        # again. "" when enabled, or disabled without a lease.
+        self.lease = ""
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -189,22 +193,26 @@ class Proxy:
             self.remove_toxic(config.name)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "name": self.name,
             "listen": self.listen,
             "upstream": self.upstream,
             "enabled": self.enabled,
             "toxics": [toxic.to_json() for toxic in self.toxic_list()],
         }
+        if self.lease:  # only a proxy disabled under a lease shows it
+            data["lease"] = self.lease
+        return data
 
 
 class ProxyCollection:
     """Every proxy of the server, by name."""
 
-    def __init__(self, default_host: str) -> None:
+    def __init__(self, default_host: str, leases: LeaseTable | None = None) -> None:
         self.default_host = default_host
         self.proxies: dict[str, Proxy] = {}
         self.lock = asyncio.Lock()
+        self.leases = leases if leases is not None else LeaseTable()
 
     def get(self, name: str) -> Proxy:
         proxy = self.proxies.get(name)
@@ -240,6 +248,43 @@ class ProxyCollection:
         proxy = self.get(name)
         del self.proxies[name]
         proxy.retire()
+
+    # -- leases (an extension: harness.proxy.lease) ------------------------------------------
+
+    def leased_toxics(self, lease_id: str) -> list[tuple[Proxy, ToxicConfig]]:
+        """Every toxic attached to the lease, with its proxy. Found by the toxic's own ``lease``,
+        not kept in a second index: a toxic removed, or replaced by one of the same name without
+        the lease, is simply not found."""
+        return [
+            (proxy, toxic)
+            for proxy in self.proxies.values()
+            for toxic in proxy.toxic_list()
+            if toxic.lease == lease_id
+        ]
+
+    async def lift(self, lease_id: str) -> list[str]:
+        """Undo what the lease holds: remove its toxics (from live connections too) and enable
+        the proxies disabled under it. What was done, in words (``db/slow``, ``enabled db``)."""
+        lifted = []
+        for proxy, toxic in self.leased_toxics(lease_id):
+            proxy.remove_toxic(toxic.name)
+            lifted.append(f"{proxy.name}/{toxic.name}")
+        async with self.lock:  # enabling binds: the same lock as the API's proxy changes
+            for proxy in list(self.proxies.values()):
+                if proxy.lease != lease_id:
+                    continue
+                proxy.lease = ""
+                try:
+                    await proxy.start()
+                except ApiError as exc:  # the port taken meanwhile: say so, lift the rest
+                    lifted.append(f"could not enable {proxy.name}: {exc.message}")
+                else:
+                    lifted.append(f"enabled {proxy.name}")
+        return lifted
+
+    async def expire_leases(self) -> list[tuple[Lease, list[str]]]:
+        """Lift every lease past its deadline; each such lease with what was done."""
+        return [(lease, await self.lift(lease.id)) for lease in self.leases.expired()]
 
     def clear(self) -> None:
         for proxy in list(self.proxies.values()):

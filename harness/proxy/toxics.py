@@ -73,6 +73,9 @@ class ToxicConfig:
     # State of the toxic itself, shared by all its connections: carried over by an update (the
     # API passes it on), gone when the toxic is removed (the http toxic's `first` counts).
     shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The lease the toxic is attached to (an extension, :mod:`harness.proxy.lease`); "" for none.
+    # Kept by an update; when the lease expires or is released, the toxic is removed.
+    lease: str = ""
 
     @property
     def direction(self) -> str:
@@ -87,13 +90,16 @@ class ToxicConfig:
         toxicity: float | int = self.toxicity
         if float(toxicity).is_integer():
             toxicity = int(toxicity)
-        return {
+        data: dict[str, Any] = {
             "attributes": dict(self.attributes),
             "name": self.name,
             "type": self.type,
             "stream": self.stream,
             "toxicity": toxicity,
         }
+        if self.lease:  # only leased toxics show it: a plain toxic's JSON is the real server's
+            data["lease"] = self.lease
+        return data
 
 
 class ToxicLink(Protocol):

@@ -3,7 +3,9 @@ it once it listens, wait for it (forwarding signals), and stop every child on th
 
 Each child runs in a session of its own, so a terminal's Ctrl-C reaches the harness only, which
 forwards it to the master (:mod:`harness.run.signals`); the master tells the workers to stop.
-Every child is stopped, by PID, before :class:`Children` closes.
+Every child is stopped, by PID, before :class:`Children` closes; and should this process die
+first (``kill -9``), each child sees its lifeline break and stops by itself
+(:mod:`harness.load.lifeline`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Final, NoReturn
 
 from harness.errors import HarnessError, InfrastructureError
 from harness.load.launch import SCENARIO_FILE, MasterArgs, WorkerArgs, read_master_file
+from harness.load.lifeline import Lifeline
 from harness.record import RunDir
 from harness.run.signals import Signals, send_signal
 from harness.scenario import Scenario
@@ -44,23 +47,34 @@ TERM_GRACE_S: Final = 5.0
 
 
 class Children:
-    """The Locust processes of a run, each in its own session; all stopped on the way out."""
+    """The Locust processes of a run, each in its own session; all stopped on the way out, and
+    all stopping by themselves should this process die first (their :class:`Lifeline`)."""
 
     def __init__(self) -> None:
         self.processes: list[subprocess.Popen[bytes]] = []
+        self._lifeline: Lifeline | None = None
 
     def __enter__(self) -> Children:
+        self._lifeline = Lifeline()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop_all()
+        try:
+            self.stop_all()
+        finally:
+            if self._lifeline is not None:
+                self._lifeline.close()
 
     def start(self, argv: list[str]) -> subprocess.Popen[bytes]:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        lifeline = self._lifeline
         process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
-            env=env,
+            env=lifeline.child_env(env) if lifeline is not None else env,
+            # The read end of the lifeline: end-of-file there when this process is gone, even
+            # by `kill -9`, and the child stops its load and reverts its faults by itself.
+            pass_fds=lifeline.pass_fds if lifeline is not None else (),
             # Its own session: a terminal's Ctrl-C reaches `harness run` only, which forwards it
             # to the master; the workers are told to stop by the master.
             start_new_session=True,

@@ -37,6 +37,7 @@ from harness.exit_codes import ExitCode
 from harness.faults import (
     FaultTimeline,
     Journal,
+    fault_lease,
     faults_of_scenario,
     run_store_listener,
     with_target_policy,
@@ -92,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"harness master: {exc}", file=sys.stderr)
             writer.finish(RunStatus.CRASHED, detail={"error": str(exc)})
             return exc.exit_code
+        if signals.parent_gone:  # its lifeline broke: say why no report came with the record
+            result.detail["orphaned"] = "the harness process that started the run died"
         writer.finish(result.status, detail=result.detail)
     return _exit_code(result)
 
@@ -193,8 +196,22 @@ def build_timeline(
     ]
     journal = Journal.in_state_dir(journal_dir, on_event=run_store_listener(writer))
     cleanup.enter_context(journal)
-    # The run's clock (unix time), so start(t0) lines the faults up with the phases.
-    return FaultTimeline(scheduled, journal, clock=time.time, sleep=gevent.sleep)
+    # Toxics lift themselves if this process dies unreverted (kill -9): renewed until cleanup.
+    cleanup.enter_context(
+        fault_lease(info.toxiproxy_url, scenario.fault_lease, owner=f"harness run {scenario.name}")
+    )
+    # The run's clock (unix time), so start(t0) lines the faults up with the phases. Each step
+    # in its own greenlet, journaled (an fsync) 0.25 s ahead, called early by what such calls
+    # take: the faults are in force on time.
+    return FaultTimeline(
+        scheduled,
+        journal,
+        clock=time.time,
+        sleep=gevent.sleep,
+        spawn=gevent.spawn,
+        journal_ahead_s=0.25,
+        lead_calls=True,
+    )
 
 
 if __name__ == "__main__":

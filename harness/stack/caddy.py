@@ -53,11 +53,15 @@ def caddy_config(
     *,
     entry: Endpoint,
     upstreams: Sequence[Endpoint],
-    admin: Endpoint | None,
+    admin_socket: Path | None,
     storage_dir: Path,
 ) -> dict[str, Any]:
     """Round robin over ``upstreams`` with active and passive health checks and retries on the
-    other upstreams; a 503 at once, with Retry-After, when none is healthy."""
+    other upstreams; a 503 at once, with Retry-After, when none is healthy.
+
+    Caddy's admin API accepts any config without authentication, and Caddy runs as the
+    harness's user: it listens on ``admin_socket`` (a Unix socket, which must lie in a directory
+    only that user can enter) or nowhere, never on a TCP port another local user could reach."""
     reverse_proxy = {
         "handler": "reverse_proxy",
         "upstreams": [{"dial": u.address} for u in upstreams],
@@ -109,8 +113,8 @@ def caddy_config(
     }
     return {
         "admin": (
-            {"listen": admin.address, "config": {"persist": False}}
-            if admin is not None
+            {"listen": f"unix/{admin_socket}", "config": {"persist": False}}
+            if admin_socket is not None
             else {"disabled": True, "config": {"persist": False}}
         ),
         "logging": {"logs": {"default": {"level": "INFO"}}},

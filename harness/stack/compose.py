@@ -47,6 +47,8 @@ from harness.stack.base import (
 )
 from harness.stack.compose_config import (
     COMPOSE_DIR,
+    DB_PASSWORD_ENV,
+    DB_SUPERUSER_PASSWORD_ENV,
     DEFAULT_COMPOSE_FILE,
     DEFAULT_ENTRY_PORT,
     DEFAULT_PROJECT,
@@ -59,7 +61,9 @@ from harness.stack.compose_config import (
     ComposeTopology,
     ProxySpec,
     config_from_section,
+    db_password_of,
     declared_parts,
+    down_command,
     port_of,
     settings_change,
 )
@@ -79,14 +83,16 @@ from harness.stack.compose_docker import (
     first_line,
     instance_names,
     listed_proxies,
+    mounted_volumes,
     project_subnets,
     proxy_in_front,
     published_endpoint,
     remove_leftovers,
+    remove_volumes,
     run_compose,
 )
 from harness.stack.compose_ready import READY_TIMEOUT_S, leave_maintenance, populate, wait_entry
-from harness.stack.config import new_admin_token
+from harness.stack.config import new_admin_token, new_db_password
 from harness.stack.ports import PORT_FLAG, taken
 from harness.stack.state import DEFAULT_STATE_DIR, gameday_pid
 from harness.stack.topology import APP, DATABASE, ENTRY, SHOP_PAGE, TOXIPROXY
@@ -223,21 +229,24 @@ class ComposeStack:
                     f"scenario asks for {change}; not touched: run it when the game day is over"
                 )
             say(f"bringing the compose project {self.project!r} to {change} ...")
-            return self.up(keep_token=info.admin_token, reuse=False)
+            return self.up(
+                keep_token=info.admin_token, keep_password=db_password_of(env), reuse=False
+            )
         say(f"starting the compose project {self.project!r} ...")
         info = self.up()
         say(
             f"compose project up in {time.monotonic() - started:.1f}s; it stays up for the next "
-            f"run (`harness down --stack compose --project {self.project}` stops it)"
+            "run, until:"
         )
+        say(f"  {down_command(self.config)}")
         return info
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    def up(self, *, keep_token: str = "", reuse: bool = True) -> StackInfo:
+    def up(self, *, keep_token: str = "", keep_password: str = "", reuse: bool = True) -> StackInfo:
         """``reuse``: a healthy project is left as it is; else ``compose up`` brings it to the
         config (recreating what differs), with ``keep_token`` as its admin token if none is
-        asked for."""
+        asked for, and ``keep_password`` as its database password (else a new one)."""
         self._client()  # Docker missing or stopped: say so before anything else
         if reuse and self.status().healthy and self._has_parts():
             self._populate()
@@ -249,6 +258,11 @@ class ComposeStack:
             "SHOP_ADMIN_TOKEN": token,
             "HARNESS_ENTRY_PORT": str(self.config.entry_port),
             "HARNESS_TOXIPROXY_PORT": str(self.config.toxiproxy_port),
+            # The sample's database: a password of this project's (the engine keeps it, in the
+            # shop's environment), and one for the superuser that nothing keeps: it is reached
+            # through its socket only (compose/config/db-roles.sh).
+            DB_PASSWORD_ENV: keep_password or new_db_password(),
+            DB_SUPERUSER_PASSWORD_ENV: new_db_password(),
         }
         try:
             self._compose(["up", "-d", "--remove-orphans"], env=env, timeout_s=UP_TIMEOUT_S)
@@ -266,13 +280,20 @@ class ComposeStack:
         return info
 
     def down(self) -> None:
-        """Remove the project's containers, networks and volumes (idempotent)."""
-        self._client()
+        """Remove the project's containers, networks and volumes (idempotent), whichever compose
+        file it is given: the volumes its containers mount are noted first, because an
+        anonymous one (an image's VOLUME, such as postgres's) carries no label of the project
+        and ``compose down`` with another file than the project's leaves it."""
+        client = self._client()
+        mounted = mounted_volumes(client, self.project)
         self._compose(
             ["--profile", "load", "down", "--volumes", "--remove-orphans", "--timeout", "5"],
+            # The sample file's variables, so a `down` without them is not refused (unused).
+            env={DB_PASSWORD_ENV: "down", DB_SUPERUSER_PASSWORD_ENV: "down"},
             timeout_s=DOWN_TIMEOUT_S,
         )
         self._sweep()
+        remove_volumes(client, mounted)
 
     def status(self) -> StackStatus:
         rows = []
@@ -315,13 +336,15 @@ class ComposeStack:
         ]
         database_url = ""
         postgres = containers.get(POSTGRES_SERVICE)
+        address = None
         if postgres and POSTGRES_SERVICE not in (topology.entry_service, *topology.backends):
             address = container_address(postgres[0], POSTGRES_SERVICE, POSTGRES_PORT)
             services.append(Service(POSTGRES_SERVICE, DATABASE, address))
-            if topology == ComposeTopology():
-                # The sample's own database, with the credentials the shop's contract fixes.
-                database_url = database_of(address)
         env = container_environment(next(iter(instances.values())))
+        password = db_password_of(env)
+        if address is not None and password and topology == ComposeTopology():
+            # The sample's own database, with the password the project's shop was given.
+            database_url = database_of(address, password)
         return StackInfo(
             entry_url=entry.url(),
             toxiproxy_url=toxiproxy.url(),

@@ -8,10 +8,12 @@ stack's settings without the Docker SDK.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
 
 from harness.errors import BadInputError
 from harness.stack.base import DeclaredParts, StackOptions, StackSection
@@ -22,6 +24,8 @@ from harness.stack.topology import APP, DATABASE, ENTRY, TOXIPROXY
 __all__ = [
     "COMPOSE_DIR",
     "COMPOSE_FILE_ENV",
+    "DB_PASSWORD_ENV",
+    "DB_SUPERUSER_PASSWORD_ENV",
     "DEFAULT_COMPOSE_FILE",
     "DEFAULT_ENTRY_PORT",
     "DEFAULT_PROJECT",
@@ -35,6 +39,8 @@ __all__ = [
     "ComposeTopology",
     "ProxySpec",
     "config_from_section",
+    "db_password_of",
+    "down_command",
 ]
 
 COMPOSE_DIR: Final = Path(
@@ -50,6 +56,12 @@ POSTGRES_SERVICE: Final = "postgres"
 POSTGRES_PORT: Final = 5432
 # Services that are neither entry, Toxiproxy nor backend.
 OTHER: Final = "service"
+
+# The variables the sample compose file takes its database passwords from (see its header).
+DB_PASSWORD_ENV: Final = "HARNESS_SHOP_DB_PASSWORD"  # noqa: S105 - a variable name
+DB_SUPERUSER_PASSWORD_ENV: Final = "HARNESS_DB_SUPERUSER_PASSWORD"  # noqa: S105
+# The shop's database URL in its environment, which holds the project's password.
+_SHOP_DATABASE_URL: Final = "SHOP_DATABASE_URL"
 
 # The compose project and file `harness run` uses when neither the command line nor the scenario
 # names one (as a `--project` option of `harness run` would read them).
@@ -271,6 +283,26 @@ def topology_of(section: ComposeSection) -> ComposeTopology:
         )
     proxies = tuple(ProxySpec(p.name, p.listen, p.upstream) for p in section.proxies)
     return replace(topology, proxies=proxies)
+
+
+def db_password_of(env: Mapping[str, str]) -> str:
+    """The database password in a shop instance's environment (empty: none there)."""
+    try:
+        return urlsplit(env.get(_SHOP_DATABASE_URL, "")).password or ""
+    except ValueError:
+        return ""
+
+
+def down_command(config: ComposeStackConfig) -> str:
+    """The ``harness down`` that removes this project, with every option it needs: the
+    project, its compose file unless it is the sample's, the state directory unless it is the
+    default (both as absolute paths: the command may be run from anywhere)."""
+    words = ["harness", "down", "--stack", "compose", "--project", config.project]
+    if config.compose_file.resolve() != _SAMPLE_FILE:
+        words += ["--compose-file", str(config.compose_file.absolute())]
+    if config.state_dir.absolute() != DEFAULT_STATE_DIR.absolute():
+        words += ["--state-dir", str(config.state_dir.absolute())]
+    return shlex.join(words)
 
 
 def port_of(url: str) -> int:

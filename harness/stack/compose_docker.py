@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -50,10 +52,12 @@ __all__ = [
     "first_line",
     "instance_names",
     "listed_proxies",
+    "mounted_volumes",
     "project_subnets",
     "proxy_in_front",
     "published_endpoint",
     "remove_leftovers",
+    "remove_volumes",
     "run_compose",
     "unix_socket_problem",
 ]
@@ -117,15 +121,16 @@ def run_compose(
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise StackError(f"`{' '.join(argv)}` did not finish in {timeout_s:.0f}s") from exc
+        raise StackError(f"`{shlex.join(argv)}` did not finish in {timeout_s:.0f}s") from exc
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
         hint = ""
         if "pull access denied" in tail or "manifest" in tail or "unknown: " in tail:
             hint = "\nwithout a registry, `harness images seed` builds every image locally"
+        # The whole command as it ran (``docker-compose`` is one word, ``docker compose`` two),
+        # so it can be pasted to try again; the environment holds the secrets, not the argv.
         raise StackError(
-            f"`{' '.join(argv[:2])} {' '.join(args)}` failed with exit code "
-            f"{result.returncode}:\n{tail}{hint}"
+            f"`{shlex.join(argv)}` failed with exit code {result.returncode}:\n{tail}{hint}"
         )
 
 
@@ -320,6 +325,41 @@ def remove_leftovers(client: docker.DockerClient, project: str) -> None:
             network.remove()
         for volume in client.volumes.list(filters=label):
             volume.remove(force=True)
+
+
+# Docker names an anonymous volume (an image's VOLUME nobody named) by 64 hex digits.
+_ANONYMOUS_VOLUME = re.compile(r"[0-9a-f]{64}")
+
+
+def mounted_volumes(client: docker.DockerClient, project: str) -> list[str]:
+    """The anonymous volumes the project's containers mount: compose gives them no label, so
+    once the containers are gone nothing ties them to the project. Named volumes are left out
+    (the project's own carry its label; an external one is not the project's to remove)."""
+    label: dict[str, str | list[str] | bool] = {"label": f"{PROJECT_LABEL}={project}"}
+    with docker_errors("list containers"):
+        containers = client.containers.list(all=True, filters=label)
+    names = []
+    for container in containers:
+        for mount in container.attrs.get("Mounts") or []:
+            name = str(mount.get("Name") or "")
+            if mount.get("Type") == "volume" and _ANONYMOUS_VOLUME.fullmatch(name):
+                names.append(name)
+    return sorted(set(names))
+
+
+def remove_volumes(client: docker.DockerClient, names: Sequence[str]) -> None:
+    """Remove the volumes ``names`` that are still there; one another container still uses
+    is left to it."""
+    import docker  # deferred: only a compose stack needs the Docker SDK
+
+    for name in names:
+        try:
+            client.volumes.get(name).remove()
+        except docker.errors.NotFound:
+            continue  # compose down removed it already
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: in use by a container outside the project
+                raise StackError(f"remove volume {name}: {first_line(exc)}") from exc
 
 
 def project_subnets(

@@ -22,11 +22,17 @@ def new_admin_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def new_db_password() -> str:
+    """Hex: safe as is in a URL, in SQL quotes and in a compose file."""
+    return secrets.token_hex(16)
+
+
 @dataclass(frozen=True)
 class LocalStackConfig:
     """The local stack's settings. ``app_env`` adds to (or overrides) the shop's environment,
     e.g. ``SHOP_DB_TIMEOUT_MS``; the harness sets the variables that wire the topology itself.
-    An empty ``admin_token`` means "make one up" (``up`` does, and keeps it in the state)."""
+    An empty ``admin_token`` or ``db_password`` means "make one up" (``up`` does, and keeps it
+    in the state, which only its owner can read)."""
 
     ports: StackPorts = field(default_factory=StackPorts)
     toxiproxy: ToxiproxyKind = "auto"
@@ -35,6 +41,7 @@ class LocalStackConfig:
     # The part of ``app_env`` a person gave `harness up` (--app-env): the stack's own settings,
     # kept when a run brings the shop to its scenario's ``stack.env`` (which goes on top).
     base_env: tuple[tuple[str, str], ...] = ()
+    db_password: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         # One spelling per environment, so two configs that mean the same compare equal.
@@ -46,12 +53,19 @@ class LocalStackConfig:
             )
 
     def with_token(self) -> LocalStackConfig:
-        return self if self.admin_token else replace(self, admin_token=new_admin_token())
+        """This config with an admin token and a database password, made up where absent."""
+        return replace(
+            self,
+            admin_token=self.admin_token or new_admin_token(),
+            db_password=self.db_password or new_db_password(),
+        )
 
     def satisfied_by(self, running: LocalStackConfig) -> bool:
-        """Would the ``running`` stack do for this request? A made-up token is no requirement."""
+        """Would the ``running`` stack do for this request? A made-up secret is no requirement."""
         token = self.admin_token or running.admin_token
-        return replace(self, admin_token=token, base_env=running.base_env) == running
+        password = self.db_password or running.db_password
+        asked = replace(self, admin_token=token, db_password=password, base_env=running.base_env)
+        return asked == running
 
     def env_for(self, scenario_env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
         """The shop's environment for a scenario on this stack: its own, then the scenario's."""
@@ -76,6 +90,7 @@ class LocalStackConfig:
             },
             "toxiproxy": self.toxiproxy,
             "admin_token": self.admin_token,
+            "db_password": self.db_password,
             "app_env": dict(self.app_env),
             "base_env": dict(self.base_env),
         }
@@ -83,12 +98,16 @@ class LocalStackConfig:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LocalStackConfig:
         ports = dict(data["ports"])
+        # Caddy's admin API is no longer on a TCP port (a stack from before says 2019).
+        ports["caddy_admin"] = 0
         ports["apps"] = tuple(ports["apps"])
         ports["lb_proxies"] = tuple(ports["lb_proxies"])
         return cls(
             ports=StackPorts(**ports),
             toxiproxy=cast(ToxiproxyKind, data["toxiproxy"]),
             admin_token=str(data["admin_token"]),
+            # A state written before each stack had its own password: the fixed one of then.
+            db_password=str(data.get("db_password", "shop")),
             app_env=tuple(dict(data["app_env"]).items()),
             # A state written before base_env: everything it runs is taken as the stack's own.
             base_env=tuple(dict(data.get("base_env", data["app_env"])).items()),

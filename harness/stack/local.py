@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.errors import BadInputError, InfrastructureError, StackError
+from harness.private_files import write_private
 from harness.proxy.launcher import port_is_free, start_toxiproxy
 from harness.stack import local_shop, postgres, processes
 from harness.stack.base import (
@@ -56,7 +57,6 @@ from harness.stack.topology import (
     APP,
     DATABASE,
     DB_NAME,
-    DB_PASSWORD,
     DB_USER,
     ENTRY,
     TOXIPROXY,
@@ -69,6 +69,10 @@ READY_TIMEOUT_S = 30.0
 # Restarted instances: Caddy's passive fail duration (2 s) and next active check (500 ms) pass.
 REBALANCE_S = 2.5
 TOXIPROXY_LOG_LEVEL = "warn"
+# Caddy's admin API, in the state directory's 0700 caddy/ (never on a TCP port: see caddy.py).
+ADMIN_SOCKET = "admin.sock"
+# sockaddr_un.sun_path holds 108 bytes with the NUL.
+MAX_SOCKET_PATH = 107
 # Set in the environment of every process a stack starts, to its state directory: the way to
 # find one whose PID never reached the state file.
 STACK_MARK = "HARNESS_STACK_DIR"
@@ -332,7 +336,7 @@ class LocalStack:
             # directory that escaped the record (interrupted between its start and the record).
             undo.callback(self._stop_unrecorded)
             undo.callback(stop_named, "postgres")
-            record(self._start_postgres(Endpoint(host, ports.postgres)))
+            record(self._start_postgres(Endpoint(host, ports.postgres), config.db_password))
 
             undo.callback(stop_named, "toxiproxy")
             toxiproxy = self._start_toxiproxy(config)
@@ -361,12 +365,18 @@ class LocalStack:
             _wait_http(caddy, "/readyz")
             undo.pop_all()
 
-    def _start_postgres(self, endpoint: Endpoint) -> ProcessRecord:
+    def _start_postgres(self, endpoint: Endpoint, password: str) -> ProcessRecord:
         log = self._dir.log("postgres")
         _truncate(log)
-        postgres.init_cluster(
-            self._dir.pgdata, user=DB_USER, password=DB_PASSWORD, database=DB_NAME
-        )
+        pgdata = self._dir.pgdata
+        if postgres.outdated(pgdata):
+            # Its login role is the superuser, which cannot be demoted: made again (test data).
+            shutil.rmtree(pgdata)
+        existed = (pgdata / postgres.MARKER).exists()
+        postgres.init_cluster(pgdata, user=DB_USER, password=password, database=DB_NAME)
+        if existed:
+            # The cluster outlives `down`; this stack's password replaces the last one's.
+            postgres.set_password(pgdata, user=DB_USER, password=password)
         process = postgres.start_postgres(
             self._dir.pgdata, host=endpoint.host, port=endpoint.port, log_file=log
         )
@@ -377,7 +387,9 @@ class LocalStack:
     def _start_toxiproxy(self, config: LocalStackConfig) -> ProcessRecord:
         log = self._dir.log("toxiproxy")
         _truncate(log)
-        self._dir.toxiproxy_config.write_text(json.dumps(toxiproxy_config(config), indent=2))
+        _write_state_file(
+            self._dir.toxiproxy_config, json.dumps(toxiproxy_config(config), indent=2)
+        )
         endpoint = Endpoint(config.ports.host, config.ports.toxiproxy_api)
         try:
             # The real server logs every connection at trace level by default: the health
@@ -410,15 +422,17 @@ class LocalStack:
     def _spawn_caddy(self, config: LocalStackConfig) -> ProcessRecord:
         ports, host = config.ports, config.ports.host
         self._dir.caddy.mkdir(parents=True, exist_ok=True)
+        # Only this user may enter: the admin socket in it reconfigures Caddy to anyone who can.
+        self._dir.caddy.chmod(0o700)
         config_file = self._dir.caddy / "caddy.json"
         entry = Endpoint(host, ports.entry)
         document = caddy_config(
             entry=entry,
             upstreams=[Endpoint(host, port) for port in ports.lb_proxies],
-            admin=Endpoint(host, ports.caddy_admin) if ports.caddy_admin else None,
+            admin_socket=_socket_or_none(self._dir.caddy / ADMIN_SOCKET),
             storage_dir=self._dir.caddy / "data",
         )
-        config_file.write_text(json.dumps(document, indent=2))
+        _write_state_file(config_file, json.dumps(document, indent=2))
         log = self._dir.log("caddy")
         _truncate(log)
         caddy_home = str(self._dir.caddy)
@@ -482,10 +496,26 @@ def _wait_http(record: ProcessRecord, path: str) -> None:
 def _wait_state(record: ProcessRecord, wanted: ProcessState, timeout_s: float = 2.0) -> None:
     """Signals are asynchronous: wait until the kernel shows the process in ``wanted`` state."""
     deadline = time.monotonic() + timeout_s
+    pause = 0.001  # usually there within a millisecond: a fault is timed from here
     while (current := processes.state_of(record)) is not wanted:
         if current is ProcessState.DEAD or time.monotonic() >= deadline:
             raise StackError(f"{record.name} is {current.value}, expected {wanted.value}")
-        time.sleep(0.01)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.01)
+
+
+def _write_state_file(path: Path, text: str) -> None:
+    """A file of the state directory, written without following a link planted in its place."""
+    try:
+        write_private(path, text.encode())
+    except OSError as exc:
+        raise StackError(f"{path}: cannot write it: {exc.strerror}") from None
+
+
+def _socket_or_none(path: Path) -> Path | None:
+    """``path`` when it fits in a Unix socket address, else None (the admin API is then off:
+    nothing the harness does needs it)."""
+    return path if len(str(path)) <= MAX_SOCKET_PATH else None
 
 
 def _truncate(log: Path) -> None:

@@ -28,7 +28,7 @@ def app_env(config: LocalStackConfig) -> dict[str, str]:
     return {
         **dict(config.app_env),
         # The shop reaches its database through Toxiproxy, so the app-db link can be hurt.
-        "SHOP_DATABASE_URL": database_url(app_db),
+        "SHOP_DATABASE_URL": database_url(app_db, config.db_password),
         "SHOP_ADMIN_TOKEN": config.admin_token,
         "PYTHONUNBUFFERED": "1",
     }
@@ -37,7 +37,7 @@ def app_env(config: LocalStackConfig) -> dict[str, str]:
 def migrate(env: dict[str, str], log: Path) -> None:
     """Schema and seed data (the command is idempotent). A plain child of ours, not detached:
     it must end before anything else starts, and with us if we stop."""
-    with open(log, "wb") as out:
+    with open(_open_log(log), "wb") as out:
         try:
             result = subprocess.run(
                 [sys.executable, "-m", "shopapp", "migrate"],
@@ -62,8 +62,7 @@ def migrate(env: dict[str, str], log: Path) -> None:
 
 def spawn_app(name: str, endpoint: Endpoint, env: dict[str, str], log: Path) -> ProcessRecord:
     """One shop instance, detached, its log truncated."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_bytes(b"")
+    os.close(_open_log(log))
     argv = [
         sys.executable,
         "-m",
@@ -77,6 +76,17 @@ def spawn_app(name: str, endpoint: Endpoint, env: dict[str, str], log: Path) -> 
     return processes.spawn(
         name, APP, argv, endpoint=endpoint, log=log, env={**env, "SHOP_INSTANCE": name}
     )
+
+
+def _open_log(log: Path) -> int:
+    """The log, emptied, opened for writing; never through a link planted in its place (that
+    would empty the file it points at)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(log, flags, 0o600)
+    except OSError as exc:
+        raise StackError(f"{log}: cannot open the log: {exc.strerror}") from None
 
 
 def leave_maintenance(app: ProcessRecord, token: str) -> None:

@@ -27,9 +27,16 @@ PORT_FLAG = {
 }
 
 
+# Caddy runs as the harness's user (root in CI) and its admin API takes any config without
+# authentication: on a loopback port, any local user could make it serve the state directory.
+ADMIN_OVER_TCP = "only 0 (Caddy's admin API is the state dir's caddy/admin.sock)"
+
+
 @dataclass(frozen=True)
 class StackPorts:
-    """Every TCP port the local stack binds. ``caddy_admin`` 0 turns Caddy's admin API off."""
+    """Every TCP port the local stack binds. ``caddy_admin`` must be 0: Caddy's admin API is
+    not served over TCP (see :data:`ADMIN_OVER_TCP`); the field stays so that
+    ``--caddy-admin-port 0`` keeps working."""
 
     entry: int = 8080
     toxiproxy_api: int = 8474
@@ -37,10 +44,12 @@ class StackPorts:
     app_db_proxy: int = 15433
     apps: tuple[int, ...] = (18001, 18002, 18003)
     lb_proxies: tuple[int, ...] = (18101, 18102, 18103)
-    caddy_admin: int = 2019
+    caddy_admin: int = 0
     host: str = field(default=HOST)
 
     def __post_init__(self) -> None:
+        if self.caddy_admin:
+            raise BadInputError(f"--caddy-admin-port {self.caddy_admin}: {ADMIN_OVER_TCP}")
         if not self.apps:
             raise BadInputError("app ports: at least one instance is needed")
         if len(self.apps) != len(self.lb_proxies):
@@ -58,8 +67,8 @@ class StackPorts:
 
     @classmethod
     def free(cls, instances: int = 3, host: str = HOST) -> StackPorts:
-        """Ports free right now, Caddy's admin API off: a stack that will not clash with a
-        developer's own (tests, CI jobs side by side)."""
+        """Ports free right now: a stack that will not clash with a developer's own (tests, CI
+        jobs side by side)."""
         p = free_ports(4 + 2 * instances, host)
         return cls(
             entry=p[0],
@@ -68,7 +77,6 @@ class StackPorts:
             app_db_proxy=p[3],
             apps=tuple(p[4 : 4 + instances]),
             lb_proxies=tuple(p[4 + instances :]),
-            caddy_admin=0,
             host=host,
         )
 
@@ -88,8 +96,6 @@ class StackPorts:
         for index, port in enumerate(self.apps, start=1):
             wanted.append((port, f"shop instance app-{index}", "apps"))
         wanted.append((self.entry, "caddy entry", "entry"))
-        if self.caddy_admin:
-            wanted.append((self.caddy_admin, "caddy admin API", "caddy_admin"))
         return wanted
 
 

@@ -35,6 +35,7 @@ import psutil
 from harness.errors import BadInputError, StackError
 from harness.stack.pg_account import (
     SYSTEM_USER,
+    Account,
     give,
     grant_search,
     output_tail,
@@ -44,11 +45,14 @@ from harness.stack.pg_account import (
 )
 
 __all__ = [
+    "SUPERUSER",
     "SYSTEM_USER",
     "PostgresInfo",
     "init_cluster",
+    "outdated",
     "pg_bin_dir",
     "running_pid",
+    "set_password",
     "start_postgres",
     "stop_postgres",
 ]
@@ -58,6 +62,10 @@ log = logging.getLogger(__name__)
 
 MARKER = "harness-cluster.json"
 """Written last by :func:`init_cluster`: its presence means the cluster is complete."""
+# 2: the login role is an ordinary role, the superuser a separate one without a password.
+MARKER_FORMAT = 2
+SUPERUSER = "postgres"
+"""The cluster's superuser: no password, so reachable only through the data directory's socket."""
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -135,11 +143,17 @@ def init_cluster(
     user: str = "shop",
     password: str = "shop",  # noqa: S107 - a throw-away test cluster on 127.0.0.1, by contract
     database: str = "shop",
+    createdb: bool = False,
 ) -> None:
     """Create a cluster in ``data_dir`` with a login ``user`` owning ``database``. Idempotent.
 
-    ``user`` is the cluster's superuser (one account is enough for a test stack). TCP connections
-    need its password (SCRAM); the Unix socket in the data directory trusts its owner.
+    ``user`` is an ordinary role: no superuser, no CREATEROLE, no CREATEDB; it owns its database
+    (and so the ``public`` schema in it) and nothing else, so a client holding its password
+    cannot run programs (``COPY ... TO PROGRAM``), read server files or make itself a
+    superuser. The cluster's superuser is :data:`SUPERUSER`, which has no password: it can only
+    come in through the Unix socket inside the (0700) data directory. TCP connections need a
+    password (SCRAM). ``user`` may read the server's settings (``pg_read_all_settings``), and
+    with ``createdb`` make databases (a test cluster of its own; never the stack's).
 
     The cluster is built in a sibling directory and renamed into place at the end, so a crash or
     a concurrent call never leaves a half-built cluster behind. An existing non-empty directory
@@ -147,8 +161,11 @@ def init_cluster(
     """
     _check_identifier("user", user)
     _check_identifier("database", database)
-    if not password or "\n" in password or "\r" in password:
-        raise BadInputError("postgres password: expected one non-empty line")
+    _check_password(password)
+    if user == SUPERUSER:
+        raise BadInputError(
+            f"postgres user: {SUPERUSER!r} is the cluster's superuser; pick another"
+        )
     data_dir = data_dir.absolute()
     marker = _read_marker(data_dir)
     if marker is not None:
@@ -167,15 +184,11 @@ def init_cluster(
     try:
         give(staging, account)
         building = staging / "data"
-        pwfile = staging / "password"
-        pwfile.write_text(password + "\n")
-        give(pwfile, account)
         run_as(
             [
                 str(bin_dir / "initdb"),
                 "--pgdata", str(building),
-                "--username", user,
-                "--pwfile", str(pwfile),
+                "--username", SUPERUSER,
                 "--auth-local=trust",
                 "--auth-host=scram-sha-256",
                 "--encoding=UTF8",
@@ -187,21 +200,73 @@ def init_cluster(
             account=account,
             cwd=staging,
         )  # fmt: skip
+        # Single-user mode makes the role and its database without a listening server; the
+        # password goes in on stdin, never on a command line another user could read.
+        statements = [
+            f'CREATE ROLE "{user}" LOGIN NOSUPERUSER {"CREATEDB" if createdb else "NOCREATEDB"} '
+            f"NOCREATEROLE NOREPLICATION PASSWORD '{password}';",
+            f'GRANT pg_read_all_settings TO "{user}";',
+        ]
         if database != "postgres":
-            # Single-user mode creates the database without a listening server.
-            run_as(
-                [str(bin_dir / "postgres"), "--single", "-D", str(building), "-c", "fsync=off",
-                 "-c", "lc_messages=C", "postgres"],
-                account=account,
-                cwd=staging,
-                stdin=f'CREATE DATABASE "{database}" OWNER "{user}";\n',
-            )  # fmt: skip
+            statements.append(f'CREATE DATABASE "{database}" OWNER "{user}";')
+        _single_user(building, statements, account=account, cwd=staging)
         (building / MARKER).write_text(
-            json.dumps({"user": user, "database": database, "created": time.time()}) + "\n"
+            json.dumps(
+                {
+                    "user": user,
+                    "database": database,
+                    "format": MARKER_FORMAT,
+                    "created": time.time(),
+                }
+            )
+            + "\n"
         )
         _publish(building, data_dir, user=user, database=database)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def outdated(data_dir: Path) -> bool:
+    """A cluster an older harness made, whose login role is its superuser: it cannot be
+    demoted (PostgreSQL keeps its bootstrap role a superuser), only made again."""
+    marker = _read_marker(data_dir.absolute())
+    return marker is not None and marker.get("format") != MARKER_FORMAT
+
+
+def set_password(data_dir: Path, *, user: str, password: str) -> None:
+    """Give ``user`` a new ``password`` while the server is stopped (each stack has its own,
+    so a password an earlier stack handed out opens nothing)."""
+    _check_identifier("user", user)
+    _check_password(password)
+    data_dir = data_dir.absolute()
+    if running_pid(data_dir) is not None:
+        raise StackError(f"PostgreSQL for {data_dir} is running: stop it to change a password")
+    account = server_account()
+    if account is not None:
+        grant_search(data_dir)
+    _single_user(
+        data_dir, [f"ALTER ROLE \"{user}\" PASSWORD '{password}';"], account=account, cwd=data_dir
+    )
+
+
+def _check_password(password: str) -> None:
+    # Goes between single quotes in SQL: a quote or a backslash would end it early.
+    if not password or any(c in password for c in "'\\\n\r"):
+        raise BadInputError(
+            "postgres password: expected one non-empty line without quotes or backslashes"
+        )
+
+
+def _single_user(
+    data_dir: Path, statements: list[str], *, account: Account | None, cwd: Path
+) -> None:
+    run_as(
+        [str(pg_bin_dir() / "postgres"), "--single", "-D", str(data_dir), "-c", "fsync=off",
+         "-c", "lc_messages=C", "-c", "log_min_error_statement=panic", "postgres"],
+        account=account,
+        cwd=cwd,
+        stdin="\n".join(statements) + "\n",
+    )  # fmt: skip
 
 
 def _check_marker(data_dir: Path, marker: dict[str, Any], *, user: str, database: str) -> None:
@@ -312,7 +377,14 @@ def start_postgres(
 
     log_file = log_file.absolute()
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as log_handle:
+    try:
+        # Never through a link planted in its place: output would land in the file it names.
+        log_fd = os.open(
+            log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+    except OSError as exc:
+        raise StackError(f"{log_file}: cannot open the PostgreSQL log: {exc.strerror}") from None
+    with open(log_fd, "ab") as log_handle:
         try:
             process = subprocess.Popen(
                 command,

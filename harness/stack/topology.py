@@ -12,16 +12,18 @@ from harness.stack.config import LocalStackConfig
 # Roles of the processes; also the layers ``down`` stops together, in reverse of this order.
 DATABASE, TOXIPROXY, APP, ENTRY = "database", "toxiproxy", "app", "entry"
 
-# A throw-away cluster on loopback, with the credentials the shop's contract fixes.
+# A throw-away cluster on loopback. The shop's role is an ordinary one (no superuser) and its
+# password is made up for each stack (LocalStackConfig.db_password): a fixed one would let any
+# local user log in, and a superuser could run programs as the server's account.
 DB_USER = DB_NAME = "shop"
-DB_PASSWORD = "shop"  # noqa: S105
 APP_DB_PROXY = "app-db"
 # What `harness up` prints to open: the shop's product listing answers 200 (its root is 404).
 SHOP_PAGE = "/products"
 
 
-def database_url(endpoint: Endpoint) -> str:
-    return f"postgresql://{DB_USER}:{DB_PASSWORD}@{endpoint.address}/{DB_NAME}"
+def database_url(endpoint: Endpoint, password: str) -> str:
+    """The shop's database at ``endpoint``; the password is URL-safe (hex)."""
+    return f"postgresql://{DB_USER}:{password}@{endpoint.address}/{DB_NAME}"
 
 
 def stack_info(config: LocalStackConfig) -> StackInfo:
@@ -35,8 +37,6 @@ def stack_info(config: LocalStackConfig) -> StackInfo:
         Service("toxiproxy", TOXIPROXY, Endpoint(host, ports.toxiproxy_api)),
         Service("postgres", DATABASE, Endpoint(host, ports.postgres)),
     ]
-    if ports.caddy_admin:
-        services.append(Service("caddy-admin", "admin", Endpoint(host, ports.caddy_admin)))
     return StackInfo(
         entry_url=Endpoint(host, ports.entry).url(),
         toxiproxy_url=Endpoint(host, ports.toxiproxy_api).url(),
@@ -44,7 +44,7 @@ def stack_info(config: LocalStackConfig) -> StackInfo:
         instances=instances,
         proxies=proxies(config),
         admin_token=config.admin_token,
-        database_url=database_url(Endpoint(host, ports.postgres)),
+        database_url=database_url(Endpoint(host, ports.postgres), config.db_password),
         entry_path=SHOP_PAGE,
     )
 

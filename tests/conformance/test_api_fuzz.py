@@ -71,6 +71,9 @@ FIELD_NAMES = [
     "bytes",
     "average_size",
     "size_variation",
+    "lease",  # the lease extension's fields
+    "ttl_ms",
+    "owner",
 ]
 TOXIC_TYPES = [
     "latency",
@@ -277,7 +280,7 @@ def test_random_requests_never_kill_the_api_nor_get_an_internal_error(
 ) -> None:
     _seed(toxiproxy)  # a previous example may have deleted it (409s when it is there)
     method, template = route
-    path = template.format(proxy=proxy, toxic=toxic, extra=extra) or "/"
+    path = template.format(proxy=proxy, toxic=toxic, extra=extra, lease=extra) or "/"
     sent = dict(headers)
     if content_type is not None:
         sent["Content-Type"] = content_type

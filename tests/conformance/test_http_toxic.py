@@ -349,7 +349,7 @@ def test_capabilities_list_every_toxic_type(api: Api, embedded: None) -> None:
             "limit_data",
             "http",
         ],
-        "leases": False,
+        "leases": True,
     }
 
 

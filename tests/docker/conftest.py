@@ -6,11 +6,14 @@ Skipped when no Docker engine answers or the images are missing, unless
 
 from __future__ import annotations
 
+import gc
 import os
+import warnings
 from collections.abc import Callable, Iterator
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
+import session_cleanup
 
 from harness.stack.base import StackInfo
 from harness.stack.compose import ComposeStack, ComposeStackConfig
@@ -37,17 +40,34 @@ def _docker_problem() -> str | None:
         import docker
     except ImportError:
         return "the docker Python package is not installed"
+    # The Docker SDK leaves its unix socket unclosed when the engine's socket is missing; under
+    # `filterwarnings = error` the ResourceWarning of its collection became an error in some
+    # later test's teardown. It is collected here, inside the block that ignores it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            return _engine_problem(docker)
+        finally:
+            gc.collect()
+
+
+def _engine_problem(docker: Any) -> str | None:
     try:
         client = docker.from_env(timeout=10)
-        client.ping()
     except docker.errors.DockerException as exc:
         return f"no Docker engine answers ({str(exc).splitlines()[0]})"
-    missing = []
-    for name in IMAGES:
-        try:
-            client.images.get(name)
-        except docker.errors.ImageNotFound:
-            missing.append(name)
+    try:
+        client.ping()
+        missing = []
+        for name in IMAGES:
+            try:
+                client.images.get(name)
+            except docker.errors.ImageNotFound:
+                missing.append(name)
+    except docker.errors.DockerException as exc:
+        return f"no Docker engine answers ({str(exc).splitlines()[0]})"
+    finally:
+        client.close()
     if missing:
         return f"images {', '.join(missing)} are missing (run `harness images seed`)"
     return None
@@ -73,11 +93,17 @@ def compose_stack(docker_ready: None) -> Iterator[ComposeStack]:
             toxiproxy_port=toxiproxy,
         )
     )
+    # Recorded before it starts: a session killed from here on has it taken down by the next.
+    record = session_cleanup.current()
+    if record is not None:
+        record.add_compose_project(stack.project)
     try:
         stack.up()
         yield stack
     finally:
         stack.down()
+        if record is not None:
+            record.forget_compose_project(stack.project)
 
 
 @pytest.fixture(scope="session")

@@ -111,7 +111,7 @@ def _wait_healthy(stack: ComposeStack, timeout_s: float = 60) -> None:
 
 
 def _run_dir(reports: Path) -> RunDir:
-    (root,) = reports.iterdir()
+    (root,) = (p for p in reports.iterdir() if p.is_dir())
     return RunDir.open(root)
 
 

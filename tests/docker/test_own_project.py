@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 
 import httpx
@@ -33,6 +34,7 @@ def test_own_project_run_kills_one_replica_and_down_leaves_nothing(
     env = harness_env()
     reports = tmp_path / "reports"
     scenario_args = ("--stack", "compose", "--project", project, "--scenario", str(SCENARIO))
+    down_args: tuple[str, ...] = ("down", *scenario_args)
     try:
         run = harness(
             "run",
@@ -47,8 +49,15 @@ def test_own_project_run_kills_one_replica_and_down_leaves_nothing(
         )
         assert run.returncode in (0, 1), f"{run.stdout}\n{run.stderr}"
         assert f"starting the compose project {project!r}" in run.stderr
+        # The down command it prints names all it needs: below, it is run as printed.
+        line = run.stderr.split("it stays up for the next run, until:\n", 1)[1].splitlines()[0]
+        words = shlex.split(line[line.index("harness down") :])
+        assert words[:6] == ["harness", "down", "--stack", "compose", "--project", project]
+        assert words[words.index("--compose-file") + 1] == str(SCENARIO.parent / "compose.yml")
+        assert words[words.index("--state-dir") + 1] == str(tmp_path / "state")
+        down_args = tuple(words[1:])
 
-        (root,) = reports.iterdir()
+        (root,) = [p for p in reports.iterdir() if p.is_dir()]
         store = RunDir.open(root)
         summary = json.loads(store.summary_json.read_text())
         slos = {slo["name"]: slo for slo in summary["slos"]}
@@ -88,6 +97,6 @@ def test_own_project_run_kills_one_replica_and_down_leaves_nothing(
         assert status.returncode == 0, f"{status.stdout}\n{status.stderr}"
         assert "web-2" in status.stdout
     finally:
-        down = harness("down", *scenario_args, env=env)
+        down = harness(*down_args, env=env)
     assert down.returncode == 0, f"{down.stdout}\n{down.stderr}"
     assert project_leftovers(project) == {}

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import session_cleanup
 
 from harness.stack.base import ProcessState, StackInfo
 from harness.stack.local import LocalStack
@@ -112,7 +113,21 @@ class RunningStack:
 def new_state_dir(prefix: str) -> Path:
     # Not tmp_path_factory: pytest keeps its base directory private (0700), and when the tests run
     # as root PostgreSQL runs as an unprivileged user that must reach its data directory.
-    return Path(tempfile.mkdtemp(prefix=prefix))
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    # Recorded before anything starts in it: a session killed from here on is swept by the next.
+    record = session_cleanup.current()
+    if record is not None:
+        record.add_state_dir(path)
+    return path
+
+
+def record_stack_pids(state_dir: Path) -> None:
+    """The PIDs of the stack up in ``state_dir``, in the session's record (swept by PID and
+    create time should the session be killed)."""
+    record = session_cleanup.current()
+    if record is not None:
+        pids = [p.pid for p in LocalStack(state_dir).status().processes if p.pid]
+        record.add_pids(pids + started_for(state_dir))
 
 
 def stop_everything_started(state_dir: Path) -> None:
@@ -134,13 +149,18 @@ def own_stack(prefix: str, app_env: Mapping[str, str] | None = None) -> Iterator
     harness = Harness(state_dir)
     harness.env["HARNESS_UP_APP_ENV"] += "".join(f" {k}={v}" for k, v in (app_env or {}).items())
     try:
-        yield RunningStack(harness, cold_up_s=harness.up())
+        cold_up_s = harness.up()
+        record_stack_pids(state_dir)
+        yield RunningStack(harness, cold_up_s=cold_up_s)
     finally:
         try:
             harness.down()
         finally:
             stop_everything_started(state_dir)
             shutil.rmtree(state_dir, ignore_errors=True)
+            record = session_cleanup.current()
+            if record is not None:
+                record.forget_state_dir(state_dir)
 
 
 def heal(running: RunningStack) -> None:

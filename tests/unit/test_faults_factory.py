@@ -179,7 +179,7 @@ def test_the_package_exports_exactly_what_it_names() -> None:
     # isidentifier(): pytest's assert rewriting adds names like "@py_builtins" to the package.
     public = {n for n in vars(harness.faults) if n.isidentifier() and not n.startswith("_")}
     modules = {"base", "database", "factory", "http", "journal", "maintenance", "process"}
-    modules |= {"envref", "exec_fault", "http_call", "http_toxic"}
+    modules |= {"envref", "exec_fault", "http_call", "http_toxic", "lease"}
     modules |= {
         "model",
         "registry",

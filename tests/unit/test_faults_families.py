@@ -153,6 +153,8 @@ class FakeToxiproxy:
         return self.proxies[name]
 
     def add_toxic(self, proxy: str, type: str, *, name: str, **settings: Any) -> None:
+        if settings.get("lease") is None:
+            settings.pop("lease", None)  # no fault lease running here: the plain API call
         self.calls.append(f"add {proxy}/{name}")
         toxics = self._proxy(proxy)["toxics"]
         if name in toxics:
@@ -168,7 +170,7 @@ class FakeToxiproxy:
             raise ProxyNotFound("toxic not found", status=404)
         del toxics[name]
 
-    def disable(self, proxy: str) -> None:
+    def disable(self, proxy: str, lease: str | None = None) -> None:
         self.calls.append(f"disable {proxy}")
         self._proxy(proxy)["enabled"] = False
 

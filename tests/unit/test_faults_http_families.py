@@ -637,6 +637,8 @@ class FakeToxiproxy:
         return self.toxics[name]
 
     def add_toxic(self, proxy: str, type: str, *, name: str, **settings: Any) -> None:
+        if settings.get("lease") is None:
+            settings.pop("lease", None)  # no fault lease running here: the plain API call
         toxics = self._proxy(proxy)
         if name in toxics:
             raise ProxyConflict("toxic already exists", status=409)

@@ -26,7 +26,7 @@ def test_the_local_stacks_caddy_drops_idle_upstream_connections_first() -> None:
     config = caddy_config(
         entry=Endpoint("127.0.0.1", 8080),
         upstreams=[Endpoint("127.0.0.1", 18101)],
-        admin=None,
+        admin_socket=None,
         storage_dir=Path("/x"),
     )
     server = config["apps"]["http"]["servers"]["entry"]

@@ -16,7 +16,8 @@ import requests
 
 from harness.proxy.launcher import RunningToxiproxy, free_port, running_toxiproxy
 
-pytestmark = pytest.mark.unit
+# The unit tier, but for the tests marked integration below (they start processes):
+# tests/unit/conftest.py marks every other test here unit.
 
 NAMES = ("race-a", "race-b", "race-c")
 THREADS, OPERATIONS = 8, 100
@@ -58,6 +59,7 @@ def _listening_ports(pid: int) -> set[int]:
     }
 
 
+@pytest.mark.integration  # a real proxy server
 def test_racing_toggles_and_deletes_leave_no_listener_behind(server: RunningToxiproxy) -> None:
     upstream = f"127.0.0.1:{free_port()}"
     errors: list[str] = []

@@ -26,8 +26,10 @@ def _reverse_proxy(config: dict[str, Any]) -> dict[str, Any]:
     return handler
 
 
-def _config(admin: Endpoint | None = None) -> dict[str, Any]:
-    return caddy_config(entry=ENTRY, upstreams=UPSTREAMS, admin=admin, storage_dir=Path("/x"))
+def _config(admin_socket: Path | None = None) -> dict[str, Any]:
+    return caddy_config(
+        entry=ENTRY, upstreams=UPSTREAMS, admin_socket=admin_socket, storage_dir=Path("/x")
+    )
 
 
 def test_round_robin_over_the_upstreams_in_order() -> None:
@@ -70,10 +72,10 @@ def test_listens_only_on_the_entry_address_without_https() -> None:
     assert server["automatic_https"] == {"disable": True}
 
 
-def test_admin_api_is_off_unless_a_port_is_given() -> None:
+def test_admin_api_is_a_unix_socket_or_off_never_a_tcp_port() -> None:
     assert _config()["admin"]["disabled"] is True
-    admin = _config(Endpoint("127.0.0.1", 2019))["admin"]
-    assert admin["listen"] == "127.0.0.1:2019"
+    admin = _config(Path("/state/caddy/admin.sock"))["admin"]
+    assert admin["listen"] == "unix//state/caddy/admin.sock"
     assert "disabled" not in admin
 
 

@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,7 @@ def test_a_failed_start_stops_what_was_started_and_leaves_no_state(
 ) -> None:
     started: list[ProcessRecord] = []
 
-    def fake_postgres(self: LocalStack, endpoint: Endpoint) -> ProcessRecord:
+    def fake_postgres(self: LocalStack, endpoint: Endpoint, password: str) -> ProcessRecord:
         started.append(spawner("postgres", topology.DATABASE))
         return started[-1]
 
@@ -114,7 +115,7 @@ def test_sigterm_during_start_unwinds_like_an_interrupt(
 ) -> None:
     started: list[ProcessRecord] = []
 
-    def fake_postgres(self: LocalStack, endpoint: Endpoint) -> ProcessRecord:
+    def fake_postgres(self: LocalStack, endpoint: Endpoint, password: str) -> ProcessRecord:
         started.append(spawner("postgres", topology.DATABASE))
         return started[-1]
 
@@ -125,11 +126,12 @@ def test_sigterm_during_start_unwinds_like_an_interrupt(
 
     monkeypatch.setattr(LocalStack, "_start_postgres", fake_postgres)
     monkeypatch.setattr(LocalStack, "_start_toxiproxy", terminated_meanwhile)
+    before = signal.getsignal(signal.SIGTERM)  # the test session's own (tests/conftest.py)
     with pytest.raises(KeyboardInterrupt):
         LocalStack(tmp_path, _config()).up()
     assert state_of(started[0]) is ProcessState.DEAD
     assert StateDir(tmp_path).load() is None
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_up_leaves_a_healthy_stack_as_it_is(
@@ -174,7 +176,9 @@ def test_up_tears_down_a_stale_stack_before_starting_anew(
 
     LocalStack(tmp_path, config).up()
     assert state_of(survivor) is ProcessState.DEAD
-    assert calls == [config]
+    # With a database password of its own, made up for the new stack.
+    assert [replace(c, db_password="") for c in calls] == [config]
+    assert len(calls[0].db_password) == 32
 
 
 def test_down_stops_everything_and_can_be_repeated(tmp_path: Path, spawner: Spawner) -> None:
@@ -258,7 +262,7 @@ def test_status_of_no_stack_is_empty(tmp_path: Path) -> None:
 
 
 def test_info_describes_the_topology(tmp_path: Path) -> None:
-    config = _config()
+    config = _config().with_token()
     info = topology.stack_info(config)
     ports = config.ports
     assert info.entry_url == f"http://127.0.0.1:{ports.entry}"
@@ -274,7 +278,8 @@ def test_info_describes_the_topology(tmp_path: Path) -> None:
     )
     db = info.proxy("app-db")
     assert (db.listen.port, db.upstream.port) == (ports.app_db_proxy, ports.postgres)
-    assert info.database_url == f"postgresql://shop:shop@127.0.0.1:{ports.postgres}/shop"
+    password = config.db_password
+    assert info.database_url == f"postgresql://shop:{password}@127.0.0.1:{ports.postgres}/shop"
 
 
 def _must_not_start(self: LocalStack, config: LocalStackConfig) -> None:

@@ -40,12 +40,13 @@ def test_every_port_is_wanted_by_a_named_piece_in_start_order() -> None:
         "shop instance app-2": 18002,
         "shop instance app-3": 18003,
         "caddy entry": 8080,
-        "caddy admin API": 2019,
     }
 
 
-def test_caddy_admin_port_zero_means_no_admin_port_is_wanted() -> None:
-    assert all(name != "caddy admin API" for _, name in StackPorts.free().wanted())
+def test_caddy_admin_api_is_never_given_a_tcp_port() -> None:
+    assert StackPorts().caddy_admin == 0
+    with pytest.raises(BadInputError, match=r"^--caddy-admin-port 2019: only 0 .*admin\.sock"):
+        StackPorts(caddy_admin=2019)
 
 
 def test_free_ports_pass_the_check() -> None:

@@ -26,7 +26,7 @@ def postgres() -> Iterator[PostgresInfo]:
     root = Path(tempfile.mkdtemp(prefix="shop-it-pg-"))
     data_dir = root / "data"
     port = free_port()
-    init_cluster(data_dir)
+    init_cluster(data_dir, createdb=True)  # test_shop_commands makes databases of its own
     process = start_postgres(data_dir, port=port, log_file=root / "postgres.log")
     try:
         info = PostgresInfo(
