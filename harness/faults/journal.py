@@ -281,12 +281,18 @@ class Journal:
         self._emit(Op.JOURNALED, fault.name, t, {"id": entry_id, **fault_summary(fault), **detail})
         return entry_id
 
-    def injected(self, entry_id: str, fault: Fault, **detail: Any) -> None:
-        self._step(Op.INJECTED, entry_id, fault, detail)
+    def injected(
+        self, entry_id: str, fault: Fault, *, t: float | None = None, **detail: Any
+    ) -> None:
+        """The fault is in force; ``t``: since when (on :attr:`clock`; now when omitted), as
+        the time the call returned, not the time this line could be written."""
+        self._step(Op.INJECTED, entry_id, fault, detail, t)
 
-    def reverted(self, entry_id: str, fault: Fault, **detail: Any) -> None:
-        """The fault is gone from the stack: it is no longer pending."""
-        self._step(Op.REVERTED, entry_id, fault, detail)
+    def reverted(
+        self, entry_id: str, fault: Fault, *, t: float | None = None, **detail: Any
+    ) -> None:
+        """The fault is gone from the stack: it is no longer pending (``t`` as for injected)."""
+        self._step(Op.REVERTED, entry_id, fault, detail, t)
 
     def failed(
         self,
@@ -358,14 +364,18 @@ class Journal:
 
     # --- internals -------------------------------------------------------------------------------
 
-    def _step(self, op: Op, entry_id: str, fault: Fault, detail: dict[str, Any]) -> None:
-        t = self._write(op, entry_id, fault.name, detail=detail)
+    def _step(
+        self, op: Op, entry_id: str, fault: Fault, detail: dict[str, Any], t: float | None
+    ) -> None:
+        t = self._write(op, entry_id, fault.name, t=t, detail=detail)
         self._emit(op, fault.name, t, {"id": entry_id, **fault_summary(fault), **detail})
 
-    def _write(self, op: Op, entry_id: str, name: str, **fields: Any) -> float:
-        """Append one line and fsync it; the time it carries."""
+    def _write(
+        self, op: Op, entry_id: str, name: str, *, t: float | None = None, **fields: Any
+    ) -> float:
+        """Append one line and fsync it; the time it carries (``t``, else now)."""
         self._require_open()
-        t = self.clock()
+        t = self.clock() if t is None else t
         line = {"v": FORMAT, "op": op.value, "id": entry_id, "name": name, "t": t}
         line |= {k: v for k, v in fields.items() if v not in (None, "", {})}
         try:

@@ -12,7 +12,7 @@ Who does what::
     events.request ─► RequestRecorder         PhaseShape.tick(): users per phase, None at the end
     every second, and once on test_stop:      "harness_buckets" ─► Collector ─► run store
       runner.send_message("harness_buckets")─► phase clock (50 ms): phase_start / phase_end
-                                              fault ticker (50 ms): timeline.tick()
+                                              fault ticker: timeline.tick() when due
                                               guards (1 s): GuardWatch; a breach aborts
                                               progress (1 s): stderr, in place on a TTY
                                               test_stop, quitting, the end: timeline.revert_all()
@@ -62,7 +62,9 @@ __all__ = [
 
 logger = logging.getLogger("harness.load")
 
-TIMELINE_TICK_S = 0.05
+# The fault ticker sleeps until the timeline's next step is due, or until woken; at most this
+# long, so a timeline that forgot to wake it still moves.
+TIMELINE_IDLE_S = 1.0
 PROGRESS_INTERVAL_S = 1.0
 GUARD_CHECK_S = 1.0  # a guard holds "for N s" in whole seconds: checking more often adds nothing
 STOP_GRACE_S = 15.0  # for the workers to stop their users and send their final shipment
@@ -116,6 +118,7 @@ class MasterPlugin:
         self.aborted_by: list[Breach] = []
         self._done = Event()
         self._ticking = True
+        self._fault_wake = Event()  # the fault ticker ticks at once: the plan changed, or the end
         self._nodes: set[str] = set()
         self._store_errors: list[str] = []
         self._revert_errors: list[str] = []
@@ -213,6 +216,9 @@ class MasterPlugin:
                 self._run_phases()
         except HarnessError as exc:
             error = exc
+        except BaseException:
+            self._out.close()  # the terminal's line ended and cursor shown before the traceback
+            raise
         finally:
             if self.aborted_by or self.ended_early is not None:
                 # A guard stops the run to spare the system under test: the load that hurts it
@@ -295,18 +301,31 @@ class MasterPlugin:
             self._write_marks(self.marks.due(self.clock() - self.t0))
 
     def _fault_ticker(self) -> None:
+        """Tick the timeline when its next step is due (a timer, not a poll); its waker (a
+        fault injected by hand, a step that ended) makes it tick at once."""
+        assert self.t0 is not None
+        wake = self._fault_wake
+        self.timeline.set_waker(wake.set)
         while self._ticking:
+            due = None
             try:
-                self.timeline.tick()
+                due = self.timeline.tick()
             except Exception:
                 # The timeline reports a fault that failed as an event; an error escaping it is
                 # a bug, which must not stop the ticking (and so the reverts) of the other faults.
                 logger.exception("fault timeline tick failed")
-            gevent.sleep(TIMELINE_TICK_S)
+            wait = TIMELINE_IDLE_S if due is None else due - (self.clock() - self.t0)
+            if wait > 0:
+                wake.wait(timeout=min(wait, TIMELINE_IDLE_S))
+            else:
+                gevent.sleep(0)  # overdue already (the tick took that long): let others run
+            wake.clear()
 
     def _stop_fault_ticker(self) -> None:
-        """Let an inject() in progress finish (so it is journaled whole), then stop ticking."""
+        """Let a tick in progress finish (so what it journaled is whole), then stop ticking;
+        the inject and revert steps it spawned are waited for by ``revert_all``."""
         self._ticking = False
+        self._fault_wake.set()
         if self._greenlets:
             ticker = self._greenlets[1]
             ticker.join(timeout=TICKER_STOP_WAIT_S)

@@ -152,7 +152,8 @@ class RequestRecorder:
         self._arrivals = arrivals
         self._requests = 0
         self._statuses: dict[int, int] = {}
-        # name -> [status -> attempts, status -> final attempts]
+        # name -> (status -> attempts, status -> attempts that did NOT end their request): the
+        # final counts are the difference, so the common case (a final attempt) counts once.
         self._names: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
         self._finished = False
 
@@ -169,29 +170,41 @@ class RequestRecorder:
         exception: object = None,
         start_time: float | None = None,
         name: object = None,
+        request_type: object = None,
+        response_length: object = None,
+        url: object = None,
         **_: object,
     ) -> None:
         """The ``events.request`` listener. ``response_time`` is in milliseconds, as Locust has it.
 
-        Runs on every request of every user: keep it free of anything slow.
+        Runs on every request of every user: keep it free of anything slow. Every keyword Locust
+        passes is a named parameter (an unnamed one would be copied into ``**_`` on each call),
+        the common case (one attempt, a name seen before) makes no call but the bucket
+        recorder's, and that one positional (binding keywords costs more than the work).
         """
         self._requests += 1
         # FastHttpUser answers 0 for no response; HttpUser may say None; a custom client may
-        # report no response object at all.
-        status = (getattr(response, "status_code", 0) or 0) if response is not None else 0
+        # report no response object at all (None has no status_code either).
+        try:
+            status = response.status_code or 0  # type: ignore[attr-defined]
+        except AttributeError:
+            status = 0
         latency = response_time / 1000.0
         t = start_time if start_time is not None else self._clock() - latency
-        intended = context.get(INTENDED_KEY) if context else None
-        if isinstance(intended, float) and intended < t:
-            # Open model: the wait before the request could go out is part of its latency.
-            latency += t - intended
-            t = intended
         retry_after = None
         if status in _RETRY_AFTER_STATUSES:
             headers = getattr(response, "headers", None)
             if headers is not None:
                 retry_after = parse_retry_after(headers.get("Retry-After"))
-        info = context.get(CONTEXT_KEY) if context else None
+        if context:
+            intended = context.get(INTENDED_KEY)
+            if isinstance(intended, float) and intended < t:
+                # Open model: the wait before the request could go out is part of its latency.
+                latency += t - intended
+                t = intended
+            info = context.get(CONTEXT_KEY)
+        else:
+            info = None
         if isinstance(info, AttemptContext):
             attempt, final, ok = info.attempt, info.final, info.ok
             # The id only matters for retried requests (the attempt log); skip the string else.
@@ -201,19 +214,20 @@ class RequestRecorder:
         else:
             attempt, final, ok = 1, True, exception is None
             logical = self.tag  # a single attempt that ends itself: never in the attempt log
-        self._count_name(name, status, final)
-        self._recorder.record_attempt(
-            t,
-            latency,
-            status,
-            attempt=attempt,
-            retry_after=retry_after,
-            logical_id=logical,
-            final=final,
-            ok=ok,
-        )
+        # The per-name counts, inlined: a name seen before is one dict lookup.
+        counts = self._names.get(name) if type(name) is str else None
+        if counts is None:
+            counts = self._counts_of(name)
+        every = counts[0]
+        every[status] = every.get(status, 0) + 1
+        if not final:
+            retried = counts[1]
+            retried[status] = retried.get(status, 0) + 1
+        self._recorder.record_attempt(t, latency, status, attempt, retry_after, logical, final, ok)
 
-    def _count_name(self, name: object, status: int, final: bool) -> None:
+    def _counts_of(self, name: object) -> tuple[dict[int, int], dict[int, int]]:
+        """The counts a name not yet in the table goes to: its own while there is room, else
+        those of :data:`OTHER_NAME` (as are names that are not strings)."""
         key = name if isinstance(name, str) else OTHER_NAME
         counts = self._names.get(key)
         if counts is None:
@@ -222,10 +236,7 @@ class RequestRecorder:
                 counts = self._names.get(key)
             if counts is None:
                 counts = self._names[key] = ({}, {})
-        every, last = counts
-        every[status] = every.get(status, 0) + 1
-        if final:
-            last[status] = last.get(status, 0) + 1
+        return counts
 
     def shipment(self, *, final: bool = False, now: float | None = None) -> Shipment | None:
         """What to send to the master now, or None when there is nothing new (and not final).
@@ -256,8 +267,8 @@ class RequestRecorder:
             "final": final,
             "totals": self._totals(statuses),
             "names": {
-                name: {"all": _by_code(every), "final": _by_code(last)}
-                for name, (every, last) in self._names.items()
+                name: {"all": _by_code(every), "final": _final_by_code(every, retried)}
+                for name, (every, retried) in self._names.items()
             },
         }
 
@@ -270,6 +281,12 @@ class RequestRecorder:
             totals["arrivals"] = self._arrivals.arrivals
             totals["arrivals_dropped"] = self._arrivals.dropped
         return totals
+
+
+def _final_by_code(every: dict[int, int], retried: dict[int, int]) -> dict[str, int]:
+    """Attempts that ended their logical request, by status: every one less the others."""
+    final = {code: n - retried.get(code, 0) for code, n in every.items()}
+    return _by_code({code: n for code, n in final.items() if n})
 
 
 def _by_code(counts: dict[int, int]) -> dict[str, int]:

@@ -7,7 +7,7 @@ Pure Python: no Locust, no gevent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 __all__ = ["NoFaults", "Timeline"]
@@ -18,7 +18,15 @@ class Timeline(Protocol):
 
     def start(self, t0: float) -> None: ...
 
-    def tick(self) -> None: ...
+    def tick(self) -> float | None:
+        """Do what is due; the offset (seconds from ``t0``) at which the next step is due,
+        None when nothing is planned. The master sleeps until then, not a poll."""
+        ...
+
+    def set_waker(self, waker: Callable[[], None] | None) -> None:
+        """What the timeline calls when its plan changed (a fault injected by hand, a step
+        that ended), so the master ticks again before the time it slept until."""
+        ...
 
     def revert_all(self) -> Sequence[object]:
         """Revert what may be in force; what could not be reverted (it stays journaled)."""
@@ -33,7 +41,10 @@ class NoFaults:
     def start(self, t0: float) -> None:
         pass
 
-    def tick(self) -> None:
+    def tick(self) -> float | None:
+        return None
+
+    def set_waker(self, waker: Callable[[], None] | None) -> None:
         pass
 
     def revert_all(self) -> Sequence[object]:

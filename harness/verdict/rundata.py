@@ -25,9 +25,9 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 
 from harness.integrity.readings import CheckValues, check_values
 from harness.record import NAMES_META, Event, EventKind, RunDir
@@ -40,6 +40,8 @@ __all__ = ["FaultTimes", "NameCounts", "RunData", "Span", "first_bucket", "name_
 # as on it. Below half, ties go up, as before: float noise (t * 10 landing a hair above or below
 # the integer) never moves an edge off the boundary it is on.
 _EDGE_ROUNDING: Final = 0.5
+
+T = TypeVar("T")
 
 
 def first_bucket(t: float) -> int:
@@ -146,12 +148,23 @@ class RunData:
     # Statuses the scenario declares failed besides no response and 5xx (harness.record.outcome).
     failed_statuses: frozenset[int] = frozenset()
     _indices: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    # Results worth computing once per run (see :meth:`memo`).
+    _memo: dict[Hashable, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         indices = tuple(bucket.idx for bucket in self.buckets)
         if any(a >= b for a, b in itertools.pairwise(indices)):
             raise ValueError("RunData.buckets must be ordered by index, each index once")
         object.__setattr__(self, "_indices", indices)
+        object.__setattr__(self, "_memo", {})
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, once per ``key`` for this run: the data never changes, and some
+        results (a baseline phase's bounds, which every fault's recovery reads) cost a scan of
+        thousands of buckets each time."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return cast(T, self._memo[key])
 
     @property
     def span(self) -> Span:

@@ -73,16 +73,8 @@ def run(attempts: list[Attempt], *, drain: bool) -> BucketRecorder:
             rec.drain(before=t)
             rec.drain_attempts()
             next_ship += 1.0
-        record(
-            t,
-            latency,
-            status,
-            attempt=attempt,
-            retry_after=retry_after,
-            logical_id=logical_id,
-            final=final,
-            ok=ok,
-        )
+        # By position, as the worker's hook calls it (harness.load.recording).
+        record(t, latency, status, attempt, retry_after, logical_id, final, ok)
     return rec
 
 

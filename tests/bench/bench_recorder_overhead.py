@@ -20,7 +20,8 @@ Rounds interleave the set-ups. Other work on the machine only ever slows a round
 table compares the best round of each set-up (the median follows): requests/s, CPU microseconds
 per request of the load process, and the overhead against ``plain`` (requests/s lost, CPU per
 request added). Last, the request hook alone, timed in-process without Locust or a network: the
-harness's own share, free of noise. The target: at most 10 %.
+harness's own share, free of noise. The target (issue 18): at most 3 %, read from the interleaved
+run (``--interleaved-only`` skips the separate processes, which a busy machine makes noise of).
 Every process is bounded in time and stopped by PID; Ctrl-C stops them too.
 """
 
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 SETUPS = ("plain", "recorder", "+store")
-TARGET_OVERHEAD = 0.10
+TARGET_OVERHEAD = 0.03
 WARMUP_S = 1.0
 _RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 
@@ -280,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
         help="length of the interleaved run (hook on and off every 0.5 s in one process)",
     )
     parser.add_argument("--quick", action="store_true", help="2 rounds of 3 s, 10 s interleaved")
+    parser.add_argument(
+        "--interleaved-only",
+        action="store_true",
+        help="only the interleaved run (and the hook alone): the firm figures on a busy machine",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--load", choices=(*SETUPS, "interleaved"), help=argparse.SUPPRESS)
     parser.add_argument("--host", help=argparse.SUPPRESS)
@@ -296,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.rounds, args.seconds, args.interleaved_seconds = 2, 3.0, 10.0
+    if args.interleaved_only:
+        args.rounds = 0
 
     port = free_port()
     budget = args.rounds * len(SETUPS) * (args.seconds + 15) + args.interleaved_seconds + 60
@@ -335,6 +343,29 @@ def report(
     interleaved: dict[str, float],
     args: argparse.Namespace,
 ) -> None:
+    plain_cpu = separate(results, args) if args.rounds else interleaved["plain_cpu_us"]
+    hook = hook_cost_us()
+    print(
+        f"\nthe hook alone: {hook:.2f} µs CPU per request = {100 * hook / plain_cpu:.1f}% "
+        "of a plain request's CPU\n  (the harness's own code, free of machine noise)"
+    )
+    i_lost = 1 - interleaved["recorder_rps"] / interleaved["plain_rps"]
+    i_added = interleaved["recorder_cpu_us"] / interleaved["plain_cpu_us"] - 1
+    print(
+        f"interleaved in one process ({args.interleaved_seconds:g} s, hook on/off every 0.5 s):\n"
+        f"  plain {interleaved['plain_rps']:.0f} req/s, {interleaved['plain_cpu_us']:.1f} µs/req; "
+        f"recorder {interleaved['recorder_rps']:.0f} req/s, "
+        f"{interleaved['recorder_cpu_us']:.1f} µs/req"
+    )
+    verdict = "ok" if max(i_lost, i_added) <= TARGET_OVERHEAD else "OVER TARGET"
+    print(
+        f"recorder overhead: {100 * i_lost:.1f}% of requests/s, {100 * i_added:.1f}% CPU per "
+        f"request (target <= {100 * TARGET_OVERHEAD:.0f}%): {verdict}"
+    )
+
+
+def separate(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> float:
+    """The table of the separate processes; returns the best CPU µs per plain request."""
     # Other work on the machine only ever slows a run down: the best round of each set-up is
     # the least disturbed one, so best against best is the fair comparison (medians follow).
     best_rps = {s: max(r["rps"] for r in results[s]) for s in SETUPS}
@@ -356,11 +387,6 @@ def report(
             f"{setup:>10} {best_rps[setup]:11.0f} {median_rps[setup]:8.0f} "
             f"{best_cpu[setup]:11.1f} {100 * lost:10.1f}% {100 * added:9.1f}%"
         )
-    hook = hook_cost_us()
-    print(
-        f"\nthe hook alone: {hook:.2f} µs CPU per request = {100 * hook / best_cpu['plain']:.1f}% "
-        "of a plain request's CPU (the harness's own code, free of machine noise)"
-    )
     overhead = 1 - best_rps["recorder"] / best_rps["plain"]
     cpu_overhead = best_cpu["recorder"] / best_cpu["plain"] - 1
     print(
@@ -369,19 +395,7 @@ def report(
     )
     if median_rps["plain"] < 0.8 * best_rps["plain"]:
         print("  (the rounds vary a lot: other load on the machine? the interleaved run is firmer)")
-    i_lost = 1 - interleaved["recorder_rps"] / interleaved["plain_rps"]
-    i_added = interleaved["recorder_cpu_us"] / interleaved["plain_cpu_us"] - 1
-    print(
-        f"interleaved in one process ({args.interleaved_seconds:g} s, hook on/off every 0.5 s): "
-        f"plain {interleaved['plain_rps']:.0f} req/s, {interleaved['plain_cpu_us']:.1f} µs/req; "
-        f"recorder {interleaved['recorder_rps']:.0f} req/s, "
-        f"{interleaved['recorder_cpu_us']:.1f} µs/req"
-    )
-    verdict = "ok" if max(i_lost, i_added) <= TARGET_OVERHEAD else "OVER TARGET"
-    print(
-        f"recorder overhead: {100 * i_lost:.1f}% of requests/s, {100 * i_added:.1f}% CPU per "
-        f"request (target <= {100 * TARGET_OVERHEAD:.0f}%): {verdict}"
-    )
+    return best_cpu["plain"]
 
 
 if __name__ == "__main__":

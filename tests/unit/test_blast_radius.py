@@ -50,7 +50,8 @@ from harness.stack.base import Endpoint
 from harness.stack.config import LocalStackConfig
 from harness.stack.processes import spawn
 
-pytestmark = pytest.mark.unit
+# The unit tier, but for the tests marked integration below (they start processes):
+# tests/unit/conftest.py marks every other test here unit.
 
 ROOT = Path(__file__).resolve().parents[2]
 # Documentation ranges (RFC 5737): nobody's server, and nothing here connects to them anyway.
@@ -270,6 +271,7 @@ def _journal_crafted_run(state_dir: Path, api: str) -> None:
             journal.injected(journal.journaled(fault), fault)
 
 
+@pytest.mark.integration  # a real proxy server
 def test_rollback_refuses_records_naming_other_hosts_and_still_reverts_the_rest(
     tmp_path: Path,
     toxiproxy: str,
@@ -378,6 +380,7 @@ def _guarded(url: str, *allowed: str) -> dict[str, Any]:
     return out
 
 
+@pytest.mark.integration  # Locust and a server
 def test_a_locust_process_connects_to_loopback_and_refuses_any_other_host(
     loopback_server: str,
 ) -> None:
@@ -388,6 +391,7 @@ def test_a_locust_process_connects_to_loopback_and_refuses_any_other_host(
     assert out["recorded"] == []  # refused before the socket even tried
 
 
+@pytest.mark.integration  # Locust and a server
 def test_a_locust_process_connects_to_a_host_it_was_allowed(loopback_server: str) -> None:
     out = _guarded(loopback_server, ELSEWHERE)
     assert out["loopback"] == 200
@@ -398,6 +402,7 @@ def test_a_locust_process_connects_to_a_host_it_was_allowed(loopback_server: str
 # --- what listens -------------------------------------------------------------------------------
 
 
+@pytest.mark.integration  # a real proxy server
 def test_the_embedded_proxy_and_its_proxies_bind_loopback_by_default(toxiproxy: str) -> None:
     client = ToxiproxyClient(toxiproxy)
     try:
@@ -553,6 +558,7 @@ def test_shell_metacharacters_in_names_and_targets_are_refused_with_one_line(
     assert not canary.exists()
 
 
+@pytest.mark.integration  # processes
 def test_values_that_may_hold_anything_reach_processes_as_inert_argv_and_env(
     tmp_path: Path,
 ) -> None:

@@ -24,6 +24,7 @@ from harness.record.buckets import (
     merge_all,
     merge_serialized,
 )
+from harness.record.histogram import Histogram
 
 pytestmark = pytest.mark.unit
 
@@ -385,3 +386,16 @@ def test_merge_serialized_equals_recording_both_parts_in_one_recorder(
     expected = both.drain(None)
     merged = merge_serialized(a[0], b[0]) if a else b[0]
     assert [merged] == expected
+
+
+@settings(max_examples=200)
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_the_recorder_files_a_latency_where_the_histogram_does(value: float) -> None:
+    # record_attempt() inlines Histogram.record(); they must never disagree.
+    rec = BucketRecorder()
+    ok(rec, T0, latency=value)
+    (bucket,) = rec.drain(None)
+    expected = Histogram()
+    expected.record(value)
+    assert bucket["latency"] == expected.to_list()
+    assert Bucket.from_dict(bucket).latency.count == 1

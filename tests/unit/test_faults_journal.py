@@ -20,7 +20,8 @@ from harness.faults import FaultEvent, Journal, run_store_listener
 from harness.faults.toxic import AddToxics, ToxicSpec
 from harness.record import EventKind, RunDir
 
-pytestmark = pytest.mark.unit
+# The unit tier, but for the tests marked integration below (they start processes):
+# tests/unit/conftest.py marks every other test here unit.
 
 WALL = 1_700_000_000.0
 
@@ -121,6 +122,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.integration  # a process it kills
 def test_the_journal_survives_a_sigkilled_writer_and_frees_its_lock(path: Path) -> None:
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True

@@ -207,3 +207,20 @@ def test_serialize_round_trips_through_json(xs: list[float]) -> None:
     assert back.count == h.count
     if xs:
         assert back.percentile(99) == h.percentile(99)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.floats(min_value=0.0, max_value=2 * MAX_VALUE, allow_nan=False), min_size=1),
+    st.lists(st.floats(min_value=0.0, max_value=100.0), max_size=6),
+)
+def test_percentiles_at_once_are_each_percentile(xs: list[float], qs: list[float]) -> None:
+    h = histogram_of(xs)
+    assert h.percentiles(qs) == tuple(h.percentile(q) for q in qs)
+
+
+def test_percentiles_refuse_what_percentile_refuses() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        Histogram().percentiles([50])
+    with pytest.raises(ValueError, match=r"within \[0, 100\]"):
+        histogram_of([0.1]).percentiles([50, 101])

@@ -8,6 +8,8 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.load.recording import CONTEXT_KEY, AttemptContext, RequestRecorder, Shipment
 from harness.record.buckets import Bucket
@@ -167,3 +169,43 @@ def test_a_shipment_survives_msgpack_as_locust_sends_it() -> None:
     shipment = rec.shipment(final=True)
     wire: Any = msgpack.loads(msgpack.dumps(shipment), raw=False, strict_map_key=False)
     assert wire == shipment
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["/a", "/b", None]),
+            st.sampled_from([0, 200, 409, 503]),
+            st.booleans(),
+        ),
+        max_size=40,
+    )
+)
+def test_per_name_totals_are_the_attempts_counted_by_hand(
+    attempts: list[tuple[str | None, int, bool]],
+) -> None:
+    # The hook counts every attempt and only the non-final ones apart (final = the difference):
+    # the shipment must say what counting each attempt in its two tallies would.
+    rec = RequestRecorder(clock=lambda: T0)
+    every: dict[str, dict[str, int]] = {}
+    last: dict[str, dict[str, int]] = {}
+    for logical, (name, status, final) in enumerate(attempts):
+        info = AttemptContext(logical, 1)
+        info.final = final
+        rec.on_request(
+            response_time=5.0,
+            response=FakeResponse(status),
+            context={CONTEXT_KEY: info},
+            start_time=T0,
+            name=name,
+        )
+        key = name if name is not None else "(other)"
+        every.setdefault(key, {})
+        every[key][str(status)] = every[key].get(str(status), 0) + 1
+        last.setdefault(key, {})
+        if final:
+            last[key][str(status)] = last[key].get(str(status), 0) + 1
+    shipment = rec.shipment(final=True)
+    assert shipment is not None
+    assert shipment["names"] == {key: {"all": every[key], "final": last[key]} for key in every}

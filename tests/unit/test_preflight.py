@@ -22,7 +22,8 @@ from harness.run.request import RunRequest
 from harness.stack.base import DeclaredParts
 from harness.stack.ports import StackPorts
 
-pytestmark = pytest.mark.unit
+# The unit tier, but for the tests marked integration below (they start processes):
+# tests/unit/conftest.py marks every other test here unit.
 
 LOCUSTFILE = """\
 from locust import HttpUser, task
@@ -126,8 +127,16 @@ CASES = {
 }
 
 
+# The mistakes found only by importing the locustfile, which the preflight does in a process.
+PROBED = ("locustfile that does not import", "locustfile that exits at import")
+PROBED += ("locustfile without users", "unknown user class")
+
+
 @pytest.mark.parametrize("command", ["run", "validate"])
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=pytest.mark.integration) if c in PROBED else c for c in sorted(CASES)],
+)
 def test_a_mistake_is_one_line_exit_2_and_nothing_starts(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -145,6 +154,7 @@ def test_a_mistake_is_one_line_exit_2_and_nothing_starts(
     assert err.startswith(expected.format(path=path, lf=path.parent / "lf.py")), err
 
 
+@pytest.mark.integration  # waits out a timeout
 def test_a_locustfile_that_hangs_at_import_is_stopped_at_the_timeout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -159,6 +169,7 @@ def test_a_locustfile_that_hangs_at_import_is_stopped_at_the_timeout(
     )
 
 
+@pytest.mark.integration  # the locustfile's probe
 def test_the_locustfile_is_never_imported_in_this_process(tmp_path: Path) -> None:
     path = write(tmp_path, lf=LOCUSTFILE + "\nimport sys\nsys.modules['h5_marker'] = sys\n")
     checked = preflight(resolve_scenario(path), RunRequest(state_dir=tmp_path / "state"))
@@ -167,6 +178,7 @@ def test_the_locustfile_is_never_imported_in_this_process(tmp_path: Path) -> Non
     assert "lf" not in sys.modules
 
 
+@pytest.mark.integration  # the locustfile's probe
 def test_validate_says_valid_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -181,6 +193,7 @@ def test_validate_says_valid_in_one_line(
     assert out == f"valid: {path} (local stack, 1 phase, 1 fault, 1 SLO; user classes ShopUser)\n"
 
 
+@pytest.mark.integration  # the harness command
 def test_validate_on_the_command_line(tmp_path: Path) -> None:
     """The installed command: exit code and streams as a user sees them."""
     import subprocess
@@ -201,6 +214,7 @@ def test_validate_on_the_command_line(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.integration  # the locustfile's probe
 def test_a_taken_port_is_one_line_naming_it_before_anything_starts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], nothing_started: None
 ) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from harness.errors import BadInputError, InfrastructureError
-from harness.record import EventKind, RunDir, RunStatus
+from harness.record import EventKind, RunDir, RunStatus, RunWriter
 from harness.record.buckets import AttemptRecord, Bucket, BucketRecorder, SerializedBucket
 
 pytestmark = pytest.mark.unit
@@ -383,3 +383,26 @@ def test_stored_buckets_read_back_as_buckets(run: RunDir) -> None:
     (b,) = run.buckets()
     assert isinstance(b, Bucket)
     assert b.to_dict() == part
+
+
+def test_a_finished_runs_buckets_are_read_once_and_a_new_write_is_seen(run: RunDir) -> None:
+    with run.writer() as writer:
+        writer.upsert_buckets([bucket_part(17_000_000_000, attempts=2)])
+        live = run.buckets()
+        writer.upsert_buckets([bucket_part(17_000_000_000)])
+        # While a writer holds the store, every read is a fresh one.
+        assert [b.attempts for b in run.buckets()] == [3]
+        assert live[0].attempts == 2
+    first = run.buckets()
+    again = run.buckets()
+    assert again == first
+    assert again is not first  # a list of its own; the buckets are shared
+    assert again[0] is first[0]
+    assert run.buckets(17_000_000_001) == []  # another range: read for itself
+    # A writer that came since: its files changed, so the next read sees what it wrote.
+    with RunWriter(run) as writer:
+        writer.upsert_buckets([bucket_part(17_000_000_001)])
+    assert [(b.idx, b.attempts) for b in run.buckets()] == [
+        (17_000_000_000, 3),
+        (17_000_000_001, 1),
+    ]

@@ -19,7 +19,8 @@ from harness.run.hooks import Hook, MasterHooks, load_extensions
 from harness.run.request import RunRequest, ScenarioOverrides
 from harness.scenario import parse_scenario
 
-pytestmark = pytest.mark.unit
+# The unit tier, but for the tests marked integration below (they start processes):
+# tests/unit/conftest.py marks every other test here unit.
 
 
 def test_listeners_hear_the_event_in_the_order_they_were_added() -> None:
@@ -112,6 +113,7 @@ def test_a_game_day_is_a_run_with_the_game_day_extension(monkeypatch: pytest.Mon
     assert calls[0][2] is overrides
 
 
+@pytest.mark.integration  # a Python process
 def test_the_extension_modules_are_importable_and_attach() -> None:
     # In a process of its own, Locust first, as the master imports them: importing Locust here
     # would monkey-patch the test process with gevent.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -176,6 +177,7 @@ def test_every_run_is_judged_and_reported_and_its_exit_code_is_the_verdicts(
     assert (summary["exit_code"], summary["outcome"]) == (code, outcome)
     assert printed.startswith(f"{outcome}  s  ({status.value}, exit {code}")
     assert f"report: {run.report_html}" in printed
+    assert re.search(r"^judged in \d+\.\d s, reported in \d+\.\d s$", printed, re.MULTILINE)
     if breach:
         assert summary["aborted_by"] == ["503s held for 1s"]
         assert "aborted by guard: 503s held for 1s" in printed

@@ -17,7 +17,8 @@ from harness.scenario import Scenario, parse_scenario
 from harness.verdict import judge
 from harness.verdict.rundata import RunData, Span
 
-pytestmark = pytest.mark.unit
+# The unit tier, but for the tests marked integration below (they start processes):
+# tests/unit/conftest.py marks every other test here unit.
 
 T0 = 1_700_000_000.0
 IDX0 = 17_000_000_000
@@ -267,6 +268,7 @@ def test_the_package_exports_a_small_public_surface() -> None:
     )
 
 
+@pytest.mark.integration  # a Python process
 def test_the_verdict_never_imports_locust_or_gevent() -> None:
     code = (
         "import sys, harness.verdict, harness.verdict.judge, harness.verdict.guards\n"

@@ -17,7 +17,8 @@ from harness.verdict.judge import judge_data
 from harness.verdict.overlap import overlap_warnings, overlapping_faults
 from harness.verdict.rundata import FaultTimes, RunData, Span
 
-pytestmark = pytest.mark.unit
+# The unit tier, but for the tests marked integration below (they start processes):
+# tests/unit/conftest.py marks every other test here unit.
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0
@@ -88,6 +89,7 @@ def test_only_faults_a_recovery_slo_judges_are_warned_about(tmp_path: Path) -> N
     assert all("fault kill-app-1" in line for line in lines)
 
 
+@pytest.mark.integration  # the harness command
 def test_validate_prints_the_warning_on_stderr_and_still_exits_0(tmp_path: Path) -> None:
     path = tmp_path / "overlaps.yaml"
     text = SCENARIO.format(kill_at="12s", slow_at="14s", allowed="4s")
