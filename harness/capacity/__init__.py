@@ -28,6 +28,7 @@ from harness.capacity.runner import (
     staircase,
 )
 from harness.errors import BadInputError
+from harness.history import record_run
 from harness.run.preflight import check_scenario
 from harness.scenario import load_scenario
 
@@ -82,5 +83,7 @@ def run_capacity(
     if capacity.faults:
         searches.append(search(scenario, request, capacity, capacity.faults, root, tell=tell))
     paths = write_report(root, scenario.name, searches)
+    if note := record_run(root):  # the reports directory's history (harness history)
+        tell(note)
     show(searches, console or Console(), plot=paths["plot"], report=paths["html"])
     return CapacityOutcome(root, tuple(searches), paths["html"])

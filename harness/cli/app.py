@@ -10,6 +10,7 @@ import click
 
 from harness import __version__
 from harness.cli.fault_commands import inject_command, revert_command
+from harness.cli.history_commands import HISTORY_COMMANDS
 from harness.cli.image_commands import images
 from harness.cli.proxy_commands import proxy
 from harness.cli.run_commands import (
@@ -43,6 +44,8 @@ COMMANDS: tuple[click.Command, ...] = (
     # faults by hand during a game day
     inject_command,
     revert_command,
+    # the history of a reports directory: history, compare
+    *HISTORY_COMMANDS,
 )
 
 

@@ -143,7 +143,7 @@ def _run_on(
     )
     # Still under the signal handlers: a second Ctrl-C is noted, and cannot cut the report
     # of an interrupted run short.
-    return conclude(settled, scenario, tell=tell, console=console)
+    return conclude(settled, scenario, tell=tell, console=console, baseline=request.baseline)
 
 
 def run_file(

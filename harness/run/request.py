@@ -59,6 +59,9 @@ class RunRequest:
     # The stack's ports the command line gave (--entry-port, ...), keyed by StackPorts field:
     # a local or compose stack is started (or brought) on these; an external one refuses them.
     ports: tuple[tuple[str, Any], ...] = ()
+    # `--baseline`: also compare the run with this run (a directory, latest, latest-pass or a git
+    # ref) in the history of `reports` (harness.report.baseline); None: the SLOs alone.
+    baseline: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, Self
 from pydantic import Field, model_validator
 
 from harness.durations import format_duration
+from harness.faults.lease import DEFAULT_LEASE_S, LeaseDuration
 from harness.fields import FieldModel, Name, did_you_mean, invalid, show
 from harness.safety import dsn_hosts, host_of, is_loopback
 from harness.scenario.checks import Guard, NoData, PostCheck, Slo
@@ -16,6 +17,7 @@ from harness.scenario.faults import AnyFault
 from harness.scenario.fields import FailedStatus, Hostname, unique
 from harness.scenario.load import Capacity, Load, Phase
 from harness.scenario.messages import validate
+from harness.scenario.regression import Regression
 from harness.scenario.stack import Stack, local_target_problem
 
 __all__ = ["Scenario", "Window"]
@@ -41,6 +43,8 @@ class Scenario(FieldModel):
     allow_targets: tuple[Hostname, ...] = ()
     load: Load
     faults: tuple[AnyFault, ...] = ()
+    # How long toxics outlive the harness that stopped renewing them (harness.faults.lease).
+    fault_lease: LeaseDuration = DEFAULT_LEASE_S
     slos: tuple[Slo, ...] = ()
     # An SLO with nothing to measure fails unless it (or this) says pass: a run with no requests
     # at all must not pass its gate.
@@ -51,6 +55,8 @@ class Scenario(FieldModel):
     guards: tuple[Guard, ...] = ()
     capacity: Capacity | None = None
     checks: tuple[PostCheck, ...] = ()
+    # How much worse than a baseline run is a regression (harness compare, run --baseline).
+    regression: Regression | None = None
 
     # --- the timeline -------------------------------------------------------------------------
 

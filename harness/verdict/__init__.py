@@ -10,7 +10,8 @@ Pure Python over the run store: no Locust, no gevent (a test keeps it so)::
 Modules: ``language`` (the lark grammar and the parse), ``model`` (what it parses into),
 ``checks`` (names against the scenario), ``rundata`` (the run as read), ``metrics`` (bucket
 metrics), ``backoff`` (attempt-log metrics), ``recovery`` (recovery time), ``evaluate`` (one
-SLO), ``judge`` (a whole run), ``guards`` (live, on the master), ``units`` (display).
+SLO), ``worst`` (``over any N``: the worst sliding window), ``judge`` (a whole run),
+``guards`` (live, on the master), ``units`` (display).
 """
 
 from harness.verdict.checks import Checks, check_names, parse_checks

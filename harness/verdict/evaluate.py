@@ -20,7 +20,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias
 
-from harness.record.buckets import AttemptRecord
+from harness.record.buckets import BUCKETS_PER_SECOND, AttemptRecord
 from harness.verdict import backoff
 from harness.verdict.metrics import (
     Measurement,
@@ -46,7 +46,8 @@ from harness.verdict.model import (
 from harness.verdict.overlap import overlapping_faults
 from harness.verdict.recovery import FaultRecovery, RecoveryPolicy, analyse_fault
 from harness.verdict.rundata import RunData, Span
-from harness.verdict.units import format_value
+from harness.verdict.units import measured
+from harness.verdict.worst import WorstWindow, worst_window
 
 __all__ = ["OUTCOMES", "Evaluator", "Outcome", "Verdict", "evaluate", "resolve_window"]
 
@@ -71,16 +72,19 @@ class Verdict:
     passed: bool
     detail: str
     outcome: Outcome
+    # ``over any N``: where the worst window was and its value (None for a fixed window, or
+    # when no window had a value).
+    worst: WorstWindow | None = None
 
     @property
     def observed_text(self) -> str:
         if self.observed is None:
             return "n/a" if self.outcome == "n/a" else "none"
-        return format_value(self.observed, self.unit)
+        return measured(self.observed, self.unit)
 
     @property
     def threshold_text(self) -> str:
-        return format_value(self.threshold, self.unit)
+        return measured(self.threshold, self.unit)
 
     def __str__(self) -> str:
         outcome = self.outcome.upper()
@@ -129,13 +133,13 @@ class Evaluator:
     )
 
     def evaluate(self, slo: SloExpr) -> Verdict:
-        measurement, label = self._measure(slo)
+        measurement, label, worst = self._measure(slo)
         threshold = slo.threshold.value
         detail = measurement.evidence
         missing: Missing | None = None if measurement.value is not None else measurement.missing
         if slo.against is not None:
             # Compared with another metric of the same run: its value is the threshold.
-            other, _ = self._measure(
+            other, _, _ = self._measure(
                 SloExpr(slo.name, slo.text, slo.against, "==", slo.threshold, slo.window)
             )
             detail = f"{slo.metric}: {detail}; {slo.against}: {other.evidence}"
@@ -164,6 +168,7 @@ class Evaluator:
             passed=passed,
             detail=detail,
             outcome=outcome,
+            worst=worst,
         )
 
     def recovery(self, fault: str, baseline: str | None = None) -> FaultRecovery:
@@ -174,19 +179,46 @@ class Evaluator:
             self._recoveries[key] = dataclasses.replace(found, overlapping=overlapping)
         return self._recoveries[key]
 
-    def _measure(self, slo: SloExpr) -> tuple[Measurement, str]:
+    def _measure(self, slo: SloExpr) -> tuple[Measurement, str, WorstWindow | None]:
         metric = slo.metric
         if isinstance(metric, FaultMetric):
-            return self._fault_metric(metric), f"after fault {metric.fault}"
+            return self._fault_metric(metric), f"after fault {metric.fault}", None
         if isinstance(metric, CheckValue):
-            return check_measurement(metric, self.data.checks.get(metric.check)), "whole run"
+            found = check_measurement(metric, self.data.checks.get(metric.check))
+            return found, "whole run", None
         if isinstance(metric, RequestCount):
-            return count_by_name(metric, self.data.names), "whole run"
-        label = slo.window.label
+            return count_by_name(metric, self.data.names), "whole run", None
+        label = slo.slide_label
         span = resolve_window(slo.window, self.data)
         if isinstance(span, str):
-            return Measurement(None, span), label
-        return self._in_span(metric, span), label
+            return Measurement(None, span), label, None
+        if slo.over_s is not None:
+            measurement, worst = self._sliding(slo, slo.over_s, span)
+            return measurement, label, worst
+        return self._in_span(metric, span), label, None
+
+    def _sliding(
+        self, slo: SloExpr, over_s: float, span: Span
+    ) -> tuple[Measurement, WorstWindow | None]:
+        """The worst ``over_s`` window inside ``span`` (see :mod:`~.worst`)."""
+        lo, hi = span.bucket_range
+        measurement, worst = worst_window(
+            slo.metric,
+            self.data.buckets_between(lo, hi),
+            lo,
+            hi,
+            round(over_s * BUCKETS_PER_SECOND),
+            slo.comparator,
+            self.data.failed_statuses,
+        )
+        if worst is None:
+            return measurement, None
+        # From the start of the first phase: the "t = 0" of the report's plots and tables.
+        origin = next((s.start for _, s in self.data.phases if s is not None), self.data.start)
+        start = measured(worst.start - origin, "s")
+        end = measured(worst.end - origin, "s")
+        where = f"worst of {worst.windows} windows at +{start}..+{end}: "
+        return dataclasses.replace(measurement, evidence=where + measurement.evidence), worst
 
     def _in_span(self, metric: Metric, span: Span) -> Measurement:
         if metric.per_bucket:
@@ -235,7 +267,7 @@ class Evaluator:
             if impact is None:
                 return Measurement(None, recovery.detail)
             return Measurement(
-                impact, f"first out of bounds {format_value(impact, 's')} after the injection"
+                impact, f"first out of bounds {measured(impact, 's')} after the injection"
             )
         failed = recovery.failed_requests
         if failed is None:

@@ -30,7 +30,8 @@ __all__ = [
 MAX_LENGTH: Final = 400
 
 GRAMMAR: Final = r"""
-slo: metric window? CMP (QUANTITY | metric) window?
+slo: metric scope* CMP (QUANTITY | metric) scope*
+?scope: window | slide
 guard: "abort" "if" metric CMP QUANTITY "for" QUANTITY
 
 metric: METRIC ("(" arg ("," arg)* ")")?
@@ -46,6 +47,7 @@ conj: atom ("and" atom)*
      | "(" pred ")"
 
 window: "during" kind? NAME ("+" QUANTITY)?
+slide: "over" "any" QUANTITY
 !kind: "phase" | "fault"
 
 CMP: "==" | "!=" | "<=" | ">=" | "<" | ">"

@@ -10,6 +10,8 @@ the comparison); a guard is ``abort if METRIC COMPARATOR VALUE for DURATION``::
     retry_amplification during slow-db < 1.5
     availability >= 99.5% during fault slow-db
     p95(latency) < 1s during fault kill-app-1 + 10s
+    ratio(status == 503) < 5% over any 10s
+    p99(latency) < 300ms over any 5s during phase spike
     recovery_time(kill-app-1) < 10s
     recovery_time(kill-app-1, baseline warmup) < 10s
     attempt_cap_respected(4) == 100%
@@ -23,7 +25,10 @@ optionally ``, baseline PHASE``. Predicates ``P``: ``status OP CODE`` with ``OP`
 ``== != < <= > >=`` and ``CODE`` a number (0 = no response) or a class (``5xx``), combined with
 ``and``, ``or`` and parentheses. Windows: the whole run (no window), ``during phase NAME``,
 ``during fault NAME`` (from its injection to its revert), ``during fault NAME + 10s`` (and 10 s
-after), or ``during NAME`` when the name is a phase or a fault but not both.
+after), or ``during NAME`` when the name is a phase or a fault but not both. ``over any 10s``
+judges the worst 10 s inside that stretch instead of the stretch as a whole: every window of
+that length, sliding in 100 ms buckets, for the metrics the buckets alone give; "worst" is the
+highest value for ``<``/``<=`` and the lowest for ``>``/``>=``.
 
 Values carry their unit and the metric decides which: shares take ``%`` (so ``< 5`` is never
 silently 500%), durations ``ms``/``s``/``m``/``h`` (or ``1m30s``), counts and ratios like
@@ -48,6 +53,7 @@ from typing import Final, NoReturn, cast
 from lark import Token, Tree
 
 from harness.durations import DurationError, parse_duration
+from harness.record.buckets import BUCKETS_PER_SECOND
 from harness.verdict.grammar import (
     MAX_LENGTH,
     as_token,
@@ -144,17 +150,25 @@ class _Builder:
     def fail(self, token: Token | Tree[Token], message: str, hint: str = "") -> NoReturn:
         raise error_at(self.text, self.where, position(token), message, hint)
 
+    def fail_at_keyword(
+        self, tree: Tree[Token], keyword: str, message: str, hint: str = ""
+    ) -> NoReturn:
+        """Point at the keyword that opens ``tree`` (the parse keeps no token for it)."""
+        at = self.text.rfind(keyword, 0, position(tree))
+        raise error_at(self.text, self.where, max(at, 0), message, hint)
+
     # --- top level --------------------------------------------------------------------------
 
     def slo(self, tree: Tree[Token], name: str) -> SloExpr:
         metric_tree, *rest = tree.children
         metric_tree = as_tree(metric_tree)
         windows = [c for c in rest if isinstance(c, Tree) and c.data == "window"]
+        slides = [c for c in rest if isinstance(c, Tree) and c.data == "slide"]
         others = [c for c in rest if isinstance(c, Tree) and c.data == "metric"]
         tokens = [child for child in rest if isinstance(child, Token)]
         comparator = tokens[0]
         if len(windows) > 1:
-            self.fail(windows[1], "a second window", "one window per SLO")
+            self.fail_at_keyword(windows[1], "during", "a second window", "one window per SLO")
         metric = self.metric(metric_tree)
         against: Metric | None = None
         if others:
@@ -178,7 +192,40 @@ class _Builder:
                     "it counts the whole run: the per-name totals and the checks have no time",
                 )
         cmp = _comparator(comparator)
-        return SloExpr(name, self.text, metric, cmp, threshold, window, against)
+        over_s = self.slide(slides, metric, cmp, against) if slides else None
+        return SloExpr(name, self.text, metric, cmp, threshold, window, against, over_s=over_s)
+
+    def slide(
+        self, slides: list[Tree[Token]], metric: Metric, cmp: Comparator, against: Metric | None
+    ) -> float:
+        """The length of ``over any N``, checked: one per SLO, a whole number of 100 ms buckets,
+        a metric the buckets alone give, and a comparison that says which window is worst."""
+        if len(slides) > 1:
+            self.fail_at_keyword(
+                slides[1], "over", 'a second "over any"', "one sliding window per SLO"
+            )
+        tree = slides[0]
+        token = as_token(tree.children[0])
+        seconds = self.duration(token, "over any")
+        buckets = seconds * BUCKETS_PER_SECOND
+        if buckets < 1 or abs(buckets - round(buckets)) > 1e-6:
+            self.fail(token, "a sliding window is a whole number of 100ms buckets", "like 10s")
+        if not metric.per_bucket:
+            self.fail(
+                tree,
+                f"{_metric_word(metric)} cannot slide",
+                "over any works on ratio, count, pN(latency), availability, "
+                "retry_amplification and the Retry-After share",
+            )
+        if against is not None:
+            self.fail(tree, "over any compares with a number", "not with another metric")
+        if cmp in ("==", "!="):
+            self.fail(
+                tree,
+                f"over any needs <, <=, > or >=, not {cmp}",
+                "the comparison says which window is the worst",
+            )
+        return round(buckets) / BUCKETS_PER_SECOND
 
     def comparable(self, tree: Tree[Token], metric: Metric, against: Metric) -> Quantity:
         """The placeholder threshold of ``metric CMP against``: both must take the same unit."""

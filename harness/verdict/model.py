@@ -418,11 +418,23 @@ class SloExpr:
     # the threshold is then that metric's value in the same run, ``threshold`` a placeholder.
     against: Metric | None = None
     no_data: NoDataPolicy = "fail"
+    # ``over any 10s``: judged on its worst sliding window of this many seconds inside
+    # ``window`` (sliding in 100 ms buckets), not on the stretch as a whole. None: as a whole.
+    over_s: float | None = None
+
+    @property
+    def slide_label(self) -> str:
+        """``any 10s of phase spike``, ``any 10s`` (whole run), or the window's own label."""
+        if self.over_s is None:
+            return self.window.label
+        length = f"any {written(self.over_s, 's')}"
+        return length if self.window.kind == "run" else f"{length} of {self.window.label}"
 
     def __str__(self) -> str:
         window = f" {self.window}" if self.window.kind != "run" else ""
         other = self.against if self.against is not None else self.threshold
-        return f"{self.metric} {self.comparator} {other}{window}"
+        slide = f" over any {written(self.over_s, 's')}" if self.over_s is not None else ""
+        return f"{self.metric} {self.comparator} {other}{slide}{window}"
 
 
 @dataclass(frozen=True)

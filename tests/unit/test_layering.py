@@ -57,6 +57,8 @@ FLOORS: tuple[str, ...] = (
     "integrity",
     "load",
     "verdict",
+    "history",
+    "compare",
     "report",
     "run",
     "gameday | capacity",

@@ -20,7 +20,17 @@ def test_the_package_exports_exactly_what_it_names() -> None:
     for name in harness.scenario.__all__:
         assert hasattr(harness.scenario, name), name
     public = {n for n in vars(harness.scenario) if n.isidentifier() and not n.startswith("_")}
-    modules = {"checks", "faults", "fields", "load", "loader", "messages", "model", "stack"}
+    modules = {
+        "checks",
+        "faults",
+        "fields",
+        "load",
+        "loader",
+        "messages",
+        "model",
+        "regression",
+        "stack",
+    }
     assert public - modules == set(harness.scenario.__all__)
 
 

@@ -215,7 +215,7 @@ def _column(message: str) -> int:
         ("ratio(status == 503 < 5%", 21, 'expected ")", ",", "and" or "or"'),
         ("ratio(status == 5000) < 1%", 17, "status code"),
         ("p99(latency) < 300 ms", 20, "write the unit right after the number: 300ms"),
-        ("count(status == 500) == 0 during phase a during phase b", 42, 'unexpected "during"'),
+        ("count(status == 500) == 0 during phase a during phase b", 42, "a second window"),
         ("ratio(status == 503) < 5% during", 33, "unexpected end"),
         ("", 1, "empty expression"),
     ],
