@@ -84,6 +84,13 @@ _SCENARIO = click.Path(dir_okay=False, path_type=Path)
     show_envvar=True,
     help="Seconds to wait for every worker to connect before giving up (exit 3).",
 )
+@click.option(
+    "--baseline",
+    default=None,
+    show_envvar=True,
+    help="Also compare the run with this one (a run directory, latest, latest-pass or a git "
+    "ref) in the history of --reports, as `harness compare` does; exit 1 when either fails.",
+)
 @allow_target_option
 @port_options
 def run_command(
@@ -98,6 +105,7 @@ def run_command(
     master_bind: str,
     master_port: int,
     worker_timeout: float,
+    baseline: str | None,
     allow_targets: tuple[str, ...],
     ports: dict[str, Any],
 ) -> int:
@@ -113,7 +121,8 @@ def run_command(
     A live progress line goes to stderr every second; the verdict table and the report's path are
     printed at the end. Exit 0 every SLO met, 1 an SLO failed, 2 bad scenario or SLO text,
     3 the stack or the load generator failed, 4 aborted by a guard (the report is still written),
-    130 interrupted (after every fault was reverted).
+    130 interrupted (after every fault was reverted). With --baseline the run is also compared
+    with that run (no passing run yet: a note, the SLOs alone decide).
     """
     # deferred: pydantic and the Toxiproxy client (requests), see the module docstring
     from harness.capacity import extensions_for
@@ -121,6 +130,10 @@ def run_command(
     from harness.run.preflight import resolve_scenario  # deferred: as above
     from harness.run.request import RunRequest, ScenarioOverrides  # deferred: as above
 
+    if baseline is not None:
+        from harness.report.baseline import check_baseline_spec  # deferred: as above
+
+        check_baseline_spec(baseline)  # a name that can mean no run: exit 2 before any load
     chosen = resolve_scenario(scenario, ScenarioOverrides(workers, stack_kind, allow_targets))
     outcome = run(
         chosen,
@@ -137,6 +150,7 @@ def run_command(
             extensions=extensions_for(chosen),
             source=str(scenario),
             ports=given_ports(ports),
+            baseline=baseline,
         ),
     )
     error = outcome.detail.get("error")
@@ -370,8 +384,9 @@ def report_command(run_dir: Path, step: float) -> int:
     judging its SLOs again, and print the verdict.
 
     Exits with the run's own exit code, so a CI can gate on a rebuilt report: 0 every SLO met,
-    1 one failed, 3 the run is incomplete (crashed), 4 aborted by a guard, 130 interrupted;
-    2 when RUN_DIR is not a run directory.
+    1 one failed, 3 the run is incomplete (crashed) or left faults in force, 4 aborted by a
+    guard, 130 interrupted; 2 when RUN_DIR is not a run directory. How the run itself ended
+    is kept from the run (its reason too); only the SLOs are judged again.
     """
     # deferred: pydantic and the Toxiproxy client (requests), see the module docstring
     from harness.report import rebuild

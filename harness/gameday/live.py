@@ -23,7 +23,7 @@ from harness.record.buckets import BUCKETS_PER_SECOND, Bucket
 from harness.verdict.guards import DEFAULT_SETTLE_S
 from harness.verdict.metrics import measure_buckets
 from harness.verdict.model import GuardExpr, SloExpr, compare
-from harness.verdict.units import format_value
+from harness.verdict.units import measured
 
 __all__ = ["DEFAULT_WINDOW_S", "CheckRow", "LiveBoard"]
 
@@ -103,13 +103,13 @@ class LiveBoard:
                 rows.append(CheckRow(guard.name, guard.text, "no data", "", "no responses"))
                 continue
             holds = compare(value, guard.comparator, guard.threshold.value)
-            hold = format_value(guard.hold_s, "s")
+            hold = measured(guard.hold_s, "s")
             rows.append(
                 CheckRow(
                     guard.name,
                     guard.text,
                     "holding" if holds else "ok",
-                    format_value(value, guard.threshold.unit),
+                    measured(value, guard.threshold.unit),
                     f"in the last second; aborts once it holds for {hold}"
                     if holds
                     else "in the last second",
@@ -120,7 +120,7 @@ class LiveBoard:
     def _slo_row(
         self, slo: SloExpr, buckets: list[Bucket], phase: str | None, active: Collection[str]
     ) -> CheckRow:
-        window = f"last {format_value(self.window_s, 's')}"
+        window = f"last {measured(self.window_s, 's')}"
         if not slo.metric.per_bucket:
             return CheckRow(slo.name, slo.text, "at the end", "", "judged over the whole run")
         scope = slo.window
@@ -142,7 +142,7 @@ class LiveBoard:
             slo.name,
             slo.text,
             "pass" if passed else "fail",
-            format_value(measurement.value, slo.threshold.unit),
+            measured(measurement.value, slo.threshold.unit),
             f"{window}: {measurement.evidence}",
         )
 

@@ -8,10 +8,12 @@ three-minute run is then some forty short lines, not one line a second of any le
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import time
 from collections.abc import Callable, Iterable
-from typing import IO, Final
+from types import TracebackType
+from typing import IO, Final, Self
 
 from rich.console import Console
 from rich.live import Live
@@ -72,6 +74,13 @@ class ProgressOutput:
 
     ``console`` decides whether this is a terminal (``Console(force_terminal=True)`` makes it
     one in a test); ``clock`` paces the lines written to a pipe.
+
+    On a terminal the live line hides the cursor: :meth:`close` shows it again and ends the
+    line. It runs on every way out: the master closes it when the load ends (SIGINT and SIGTERM
+    end the load that way), when its run raises, and, for any other end of the process (an
+    uncaught exception, ``sys.exit`` from a signal handler), at interpreter exit. Only a kill
+    that runs no Python (SIGKILL) leaves the cursor hidden. After :meth:`close` the line stays
+    closed: a late update does not open a new one below the messages that ended the run.
     """
 
     def __init__(
@@ -89,6 +98,18 @@ class ProgressOutput:
         self.clock = clock
         self._live: Live | None = None
         self._last: float | None = None  # when the last line went to a pipe
+        self._closed = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     @property
     def in_place(self) -> bool:
@@ -97,6 +118,8 @@ class ProgressOutput:
     def update(self, line: str) -> None:
         """The current progress: redrawn in place on a terminal; on a pipe, written when
         ``interval_s`` has passed since the last one (the first at once)."""
+        if self._closed:
+            return
         try:
             if self.in_place:
                 self._draw(line)
@@ -121,9 +144,12 @@ class ProgressOutput:
             pass
 
     def close(self) -> None:
-        """Leave the last progress line where it is and end it with a newline."""
+        """Leave the last progress line where it is, end it with a newline and show the cursor
+        again (idempotent)."""
+        self._closed = True
         live, self._live = self._live, None
         if live is not None:
+            atexit.unregister(self.close)
             with contextlib.suppress(OSError, ValueError):  # a closed stderr: the run goes on
                 live.stop()
 
@@ -140,6 +166,8 @@ class ProgressOutput:
                 redirect_stdout=False,
                 redirect_stderr=False,
             )
+            # Before it hides the cursor: whatever ends the process from here shows it again.
+            atexit.register(self.close)
             self._live.start(refresh=True)
         else:
             self._live.update(text, refresh=True)

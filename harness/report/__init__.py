@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness import verdict
 from harness.errors import BadInputError, HarnessError, InfrastructureError
 from harness.record import RunDir, RunStatus
 from harness.report.data import RunReport, collect
+from harness.report.exitcode import Settled, decide, settled_of
 from harness.report.model import JudgementLike, Outcome, Unjudged
 from harness.scenario import Scenario
 
@@ -38,6 +39,7 @@ __all__ = [
     "judge_run",
     "judge_stored",
     "rebuild",
+    "with_settled",
     "write_report",
     "write_reports",
 ]
@@ -156,4 +158,21 @@ def rebuild(path: Path, *, step: float = 1.0) -> tuple[RunReport, ReportPaths]:
     run_dir = RunDir.open(path)
     judgement, notes = judge_stored(run_dir)
     report = collect(run_dir, judgement, notes=notes, step=step)
+    report = with_settled(report, settled_of(run_dir), notes)
     return report, write_report(run_dir, report)
+
+
+def with_settled(
+    report: RunReport, settled: Settled | None, notes: Sequence[str] = ()
+) -> RunReport:
+    """``report`` with the exit code the run's end and its verdict decide together
+    (:func:`harness.report.exitcode.decide`; ``notes``: why the verdict was not reached, from
+    :func:`judge_run`), and the run's own reason for a code it decided; as collected when the
+    run stored no end (an older harness)."""
+    if settled is None:
+        return report
+    return replace(
+        report,
+        exit_code=decide(settled.exit_code, report.exit_code, notes),
+        error=settled.reason or report.error,
+    )

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness.compare import Comparison
+from harness.history import HistoryRow, previous_runs
 from harness.integrity.readings import CheckValues, check_values
 from harness.record import Event, EventKind, RunDir, RunStatus
 from harness.record.buckets import BUCKETS_PER_SECOND, Bucket
@@ -31,7 +33,7 @@ from harness.report.model import (
 )
 from harness.report.series import Series, build_series
 from harness.report.stats import WindowStats, phase_stats, window_stats
-from harness.report.thresholds import slo_thresholds
+from harness.report.thresholds import slo_thresholds, with_worst
 
 __all__ = ["RunReport", "SloRef", "collect", "outside_window", "slos_of"]
 
@@ -77,6 +79,10 @@ class RunReport:
     outside_window: int = 0
     # What counts as failed in this run, in one short line (harness.record.outcome).
     failed_rule: str = DEFINITION
+    # `harness run --baseline`: the comparison with the baseline run (harness.report.baseline).
+    comparison: Comparison | None = None
+    # The latest runs of the same scenario before this one, newest first (report trends).
+    history: tuple[HistoryRow, ...] = ()
 
     @property
     def duration(self) -> float | None:
@@ -235,21 +241,26 @@ def collect(
     # The SLO limits the plots draw, over the windows the SLOs judge.
     series = replace(
         series,
-        thresholds=slo_thresholds(
-            ((s.name, s.expression) for s in slos_of(scenario)),
-            run=(series.x[0] if series.x else 0.0, series.end),
-            phases=series.phases,
-            faults=series.faults,
+        thresholds=with_worst(
+            slo_thresholds(
+                ((s.name, s.expression) for s in slos_of(scenario)),
+                run=(series.x[0] if series.x else 0.0, series.end),
+                phases=series.phases,
+                faults=series.faults,
+            ),
+            judgement.verdicts,
+            series.origin,
         ),
     )
     recoveries = _with_reverts(recoveries, series)
+    name = str(meta.get("scenario_name") or scenario.get("name") or "unknown")
     judged = {v.name for v in judgement.verdicts}
     outcome = outcome_of(status, judgement)
     declared = failed_statuses_of(scenario)
     totals = _totals(buckets, series, declared)
     return RunReport(
         run_name=Path(run_dir.root).name,
-        scenario=str(meta.get("scenario_name") or scenario.get("name") or "unknown"),
+        scenario=name,
         description=str(scenario.get("description") or ""),
         stack=_stack_of(scenario),
         harness_version=str(meta.get("harness_version", "")),
@@ -273,6 +284,7 @@ def collect(
         load_model=load_model_of(scenario, events),
         outside_window=outside_window(buckets, totals),
         failed_rule=describe_failed(declared),
+        history=previous_runs(Path(run_dir.root), name),
     )
 
 

@@ -21,6 +21,8 @@ from typing import Any, Final
 
 import jinja2
 
+from harness.compare import Comparison, comparison_rows, headline
+from harness.compare.output import NOISE_METHOD
 from harness.record import Event, RunStatus
 from harness.report import fmt
 from harness.report.data import RunReport
@@ -29,13 +31,16 @@ from harness.report.plots import PLOTS
 from harness.report.series import FaultSpan
 from harness.report.stats import WindowStats
 from harness.report.terminal import check_rows
+from harness.report.trends import trends_context
 
 __all__ = ["TEMPLATE", "detail_value", "load_template", "render_html"]
 
 TEMPLATE: Final = "report.html.j2"
 _DETAIL_LIMIT: Final = 240  # characters of an event's detail shown in the timeline
 # Keys an event detail repeats from elsewhere in the row, or that only the harness reads.
-_DETAIL_HIDDEN: Final = frozenset({"id", "planned", "index", "description"})
+_DETAIL_HIDDEN: Final = frozenset({"id", "planned", "index", "description", "scheduled"})
+# A fault step further than this from its schedule shows the scheduled time beside its own.
+_OFF_SCHEDULE_S: Final = 0.010
 _DESCRIBED: Final = frozenset({"kind", "target"})  # a fault's description already says them
 # A number above this under a ``*_at`` key is a unix time (2001 on), not a duration.
 _UNIX_TIME_FLOOR: Final = 1e9
@@ -116,8 +121,10 @@ def _fault_rows(report: RunReport) -> list[dict[str, str]]:
         # The verdict judges a fault's first injection; a repeat's recovery is not judged.
         rec = recoveries.get(name) if index < len(keys) else None
         # The events say when a fault was injected and reverted; the verdict, how it recovered.
-        injected = fmt.offset(span.start) if span else "not injected"
-        reverted = fmt.offset(span.end) if span and span.reverted else "not reverted"
+        injected = _on_time(span.start, span.scheduled_start) if span else "not injected"
+        reverted = (
+            _on_time(span.end, span.scheduled_end) if span and span.reverted else "not reverted"
+        )
         if rec is None:
             recovery, css, impact, failed, detail = "not judged", "skip", fmt.NA, fmt.NA, ""
         else:
@@ -155,6 +162,17 @@ def _fault_rows(report: RunReport) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+def _on_time(at: float, scheduled: float | None) -> str:
+    """When a fault step took effect; with its scheduled time when they differ by more than
+    10 ms (a fault's time is judged to the 100 ms bucket: its lateness must be seen)."""
+    text = fmt.offset(at)
+    if scheduled is None or abs(at - scheduled) <= _OFF_SCHEDULE_S:
+        return text
+    late = at - scheduled
+    word = "late" if late > 0 else "early"
+    return f"{text} (due {fmt.offset(scheduled)}, {fmt.ms(abs(late) * 1000)} {word})"
 
 
 def _phase_row(stats: WindowStats, *, total: bool = False) -> dict[str, str]:
@@ -198,9 +216,15 @@ def detail_value(key: str, value: Any, origin: float) -> str:
     return json.dumps(_rounded(value), separators=(",", ":"), ensure_ascii=False)
 
 
-def _detail_text(detail: Mapping[str, Any], origin: float = 0.0) -> str:
+def _detail_text(detail: Mapping[str, Any], origin: float = 0.0, t: float | None = None) -> str:
     hidden = _DETAIL_HIDDEN | (_DESCRIBED if "description" in detail else frozenset())
     shown = {k: v for k, v in detail.items() if k not in hidden}
+    due = detail.get("scheduled")
+    if t is not None and isinstance(due, int | float) and abs(t - due) > _OFF_SCHEDULE_S:
+        # A fault step off its schedule: when it was due, and by how much it missed.
+        late = t - due
+        word = "late" if late > 0 else "early"
+        shown["scheduled"] = f"{fmt.offset(due - origin)} ({fmt.ms(abs(late) * 1000)} {word})"
     if not shown:
         return str(detail.get("description", ""))
     text = ", ".join(f"{k}={detail_value(k, v, origin)}" for k, v in shown.items())
@@ -216,7 +240,7 @@ def _event_rows(report: RunReport) -> list[dict[str, str]]:
             "at": fmt.offset(e.t - origin),
             "kind": e.kind.value,
             "name": e.name,
-            "detail": _detail_text(e.detail, origin),
+            "detail": _detail_text(e.detail, origin, e.t),
             "css": e.kind.value.split("_")[0],
         }
         # By time: the store's order is the write order, and a late writer (the CLI recording
@@ -298,6 +322,8 @@ def context(report: RunReport, plots: Mapping[str, bytes]) -> dict[str, Any]:
             if stem in plots
         ],
         "events": _event_rows(report),
+        "comparison": comparison_context(report.comparison),
+        "trends": trends_context(report),
         "harness_version": report.harness_version,
         "generated": fmt.utc(time.time()),
     }
@@ -306,3 +332,17 @@ def context(report: RunReport, plots: Mapping[str, bytes]) -> dict[str, Any]:
 def render_html(report: RunReport, plots: Mapping[str, bytes]) -> str:
     """The whole page."""
     return load_template().render(context(report, plots))
+
+
+def comparison_context(comparison: Comparison | None) -> dict[str, Any] | None:
+    """The section of ``harness run --baseline``: the comparison's table, as strings."""
+    if comparison is None:
+        return None
+    css = {"regression": "fail", "ok": "pass", "improved": "pass"}
+    return {
+        "headline": headline(comparison),
+        "noise": NOISE_METHOD,
+        "rows": [
+            {**row, "css": css.get(row["status"], "skip")} for row in comparison_rows(comparison)
+        ],
+    }

@@ -5,7 +5,8 @@ Shape (the common JUnit schema that Jenkins, GitLab and the GitHub test-report a
     <testsuites name="harness" tests= failures= errors= skipped= time=>
       <testsuite name=SCENARIO tests= failures= errors= skipped= time= timestamp=>
         <properties> run, status, outcome, exit_code (the process's), stack, notes </properties>
-        <testcase classname=SCENARIO name="run completed">   <failure> unless it completed
+        <testcase classname=SCENARIO name="run completed">   <failure> unless it completed, or
+                                                             when its exit code is not 0 or 1
         <testcase classname=SCENARIO name=SLO NAME>          one per SLO:
             pass                         no child
             fail                         <failure message="observed 7.5% > threshold 5%">
@@ -30,6 +31,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from typing import Final
 
+from harness.exit_codes import ExitCode
 from harness.report import fmt
 from harness.report.data import RunReport
 from harness.report.model import Outcome, VerdictLike, verdict_outcome
@@ -89,6 +91,12 @@ def _run_case(suite: ET.Element, classname: str, report: RunReport) -> str:
         if report.error:
             message += f": {report.error}"
         _sub(case, "failure", {"message": message, "type": report.outcome.value}, message)
+        return "failure"
+    if report.exit_code not in (ExitCode.OK, ExitCode.FAILED):
+        # The SLOs were judged, but the run itself failed (faults left in force, a verdict not
+        # reached): a CI listing the test cases must not see all green beside a failing exit.
+        message = f"run exit {report.exit_code}: {report.error or '; '.join(report.notes)}"
+        _sub(case, "failure", {"message": message, "type": "RunFailed"}, message)
         return "failure"
     return ""
 

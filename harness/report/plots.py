@@ -13,7 +13,8 @@ SLO judges, labelled with the SLO's name.
 Labels never overlap: fault labels take the top lanes (a new lane only where two would touch),
 recovery labels the lanes below them, and an SLO label the first free place along its line. The
 axes have fixed margins (no constrained layout), so a label's place in pixels is known before
-the figure is drawn, and the lanes are computed rather than hoped for.
+the figure is drawn, and the lanes are computed rather than hoped for. Nor do labels cover the
+data: the y axis grows above the data's limits by the strip the label lanes fill.
 
 Colours are Okabe and Ito's palette, which reads the same to the colour-blind: 4xx (reddish
 purple) and 503 (orange) are far apart in hue and lightness.
@@ -26,6 +27,7 @@ import math
 from collections.abc import Sequence
 from typing import Final
 
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backend_bases import RendererBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -293,12 +295,37 @@ def _marks(ax: Axes, series: Series, *, labels: bool = True) -> list[Patch]:
     # Fault labels on top, recovery labels in the lanes below them: the two never cross.
     used = _in_lanes(ax, fault_texts, 0)
     _in_lanes(ax, recovery_texts, used)
+    _headroom(ax, [*fault_texts, *recovery_texts])
     return handles
 
 
-def _thresholds(ax: Axes, series: Series, plot: PlotName) -> list[Line2D]:
+def _headroom(ax: Axes, texts: Sequence[Text]) -> None:
+    """Raise the top of the y axis so that the data (everything up to the limits the figure
+    set) lies below the lowest label: a label over the line it annotates hides the moment it
+    names. The ticks stay where they were, within the data's range, so no value is written
+    beside the strip the labels fill (a 503 share never reads 120%)."""
+    if not texts:
+        return
+    renderer = _renderer(ax.figure)  # type: ignore[arg-type]  # a Figure here, never a SubFigure
+    frame = ax.get_window_extent(renderer)
+    lowest = min(t.get_window_extent(renderer).y0 for t in texts) - LABEL_GAP_PX / 2
+    # The share of the axes' height left for the data, kept to at least half of it.
+    room = max((lowest - frame.y0) / frame.height, 0.5)
+    if room >= 1.0:
+        return
+    low, high = ax.get_ylim()
+    ax.yaxis.set_major_locator(FixedLocator([t for t in ax.get_yticks() if low <= t <= high]))
+    if ax.get_yscale() == "log":
+        top = math.exp(math.log(low) + (math.log(high) - math.log(low)) / room)
+    else:
+        top = low + (high - low) / room
+    ax.set_ylim(low, top)
+
+
+def _thresholds(ax: Axes, series: Series, plot: PlotName) -> list[Artist]:
     """The SLO limits judged on ``plot``, each labelled where it overlaps no other label; the
-    legend handle (one for all) if there is any. Call after the y limits and the marks."""
+    legend handles (the limit, and the worst window when one is shaded) if there is any. Call
+    after the y limits and the marks."""
     lines = [t for t in series.thresholds if t.plot == plot]
     if not lines:
         return []
@@ -306,6 +333,17 @@ def _thresholds(ax: Axes, series: Series, plot: PlotName) -> list[Line2D]:
     taken = [t.get_window_extent(renderer) for t in ax.texts]
     low, high = ax.get_ylim()
     for line in lines:
+        if line.worst is not None:  # ``over any N``: the window the verdict judged worst
+            ax.axvspan(
+                *line.worst,
+                facecolor="none",
+                edgecolor=SLO_COLOR,
+                hatch="///",
+                linewidth=0.8,
+                alpha=0.45,
+                zorder=1,
+                gid="slo-worst",
+            )
         ax.hlines(
             line.value,
             line.start,
@@ -344,7 +382,14 @@ def _thresholds(ax: Axes, series: Series, plot: PlotName) -> list[Line2D]:
             if not any(box.overlaps(other) for other in taken):
                 break
         taken.append(text.get_window_extent(renderer))
-    return [Line2D([], [], color=SLO_COLOR, linestyle=SLO_DASHES, label="SLO limit")]
+    handles: list[Artist] = [
+        Line2D([], [], color=SLO_COLOR, linestyle=SLO_DASHES, label="SLO limit")
+    ]
+    if any(line.worst is not None for line in lines):
+        handles.append(
+            Patch(facecolor="none", edgecolor=SLO_COLOR, hatch="///", label="worst window")
+        )
+    return handles
 
 
 def _fault_labels(series: Series) -> list[str]:

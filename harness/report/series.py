@@ -102,6 +102,10 @@ class FaultSpan:
     manual: bool = False  # injected by hand on a game day, by ``who``
     who: str = ""
     reverted_by: str = ""  # who reverted it by hand; empty: its schedule or the end of the run
+    # When the schedule said, beside when it was in force (start) or lifted (end); None: the
+    # step was not the schedule's (by hand, the end of the run) or the run did not record it.
+    scheduled_start: float | None = None
+    scheduled_end: float | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,8 @@ class Threshold:
     value: float
     start: float
     end: float
+    # ``over any N``: the worst window the verdict found, (start, end) on the x axis; shaded.
+    worst: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -229,6 +235,7 @@ def fault_spans(events: Sequence[Event], origin: float, end: float) -> tuple[Fau
             by = event.detail.get("reverted_by")
             if isinstance(by, str) and by:
                 span = replace(span, reverted_by=by)
+            span = replace(span, scheduled_end=_scheduled(event, origin))
             spans.append((injected.id, span))
     for pending in open_.values():
         for injected in pending:
@@ -247,7 +254,16 @@ def _fault_span(injected: Event, stop: float, origin: float, *, reverted: bool) 
         description=description if isinstance(description, str) else "",
         manual=injected.detail.get("manual") is True,
         who=who if isinstance(who, str) else "",
+        scheduled_start=_scheduled(injected, origin),
     )
+
+
+def _scheduled(event: Event, origin: float) -> float | None:
+    """The time the step was due (``scheduled``, unix seconds) as an offset, if recorded."""
+    due = event.detail.get("scheduled")
+    if isinstance(due, int | float) and not isinstance(due, bool) and math.isfinite(due):
+        return float(due) - origin
+    return None
 
 
 def recovery_markers(
@@ -301,12 +317,17 @@ def build_series(
     end = end_unix - origin
 
     bins: dict[int, _Bin] = {}
+    classes: dict[int, str] = {}  # status code -> its class: a run has a handful of codes
     for bucket in buckets:
         acc = bins.get(k := _bin_of(bucket, origin, step))
         if acc is None:
             acc = bins[k] = _Bin()
+        by_class = acc.by_class
         for code, n in bucket.statuses.items():
-            acc.by_class[status_class(code)] += n
+            name = classes.get(code)
+            if name is None:
+                name = classes[code] = status_class(code)
+            by_class[name] += n
             acc.attempts += n
         acc.done += bucket.done
         acc.latency.merge(bucket.latency)
@@ -320,9 +341,12 @@ def build_series(
     def per_second(n: int) -> float:
         return n / step
 
+    # The three percentiles of a bin in one pass over its histogram.
+    by_bin = [
+        b.latency.percentiles(PERCENTILES) if b.latency else (NAN,) * len(PERCENTILES) for b in rows
+    ]
     percentiles = {
-        q: tuple(b.latency.percentile(q) * 1000.0 if b.latency else NAN for b in rows)
-        for q in PERCENTILES
+        q: tuple(values[i] * 1000.0 for values in by_bin) for i, q in enumerate(PERCENTILES)
     }
     return Series(
         origin=origin,

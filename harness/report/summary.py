@@ -37,13 +37,17 @@ plain JSON numbers (never NaN or Infinity: those become null).
     slos[]        one per SLO of the scenario: name, expression, window, detail (strings),
                   observed (null: no data), threshold, comparator, unit, written_unit, passed,
                   outcome (pass | fail | n/a | no data; null when not judged), judged (false
-                  when no verdict covers it: then the numbers are null)
+                  when no verdict covers it: then the numbers are null), worst_window (for
+                  ``over any N``: start_at, end_at, start_s, end_s of the worst window, its
+                  value in ``unit`` and how many windows were compared; else null)
     recoveries[]  one per fault the verdict assessed: fault, detail, recovered, injected_at,
                   reverted_at, reference_at, recovered_at, recovery_time_s,
                   time_to_first_impact_s, failed_requests, overlapping (the other faults in
                   force before it recovered: its recovery may be theirs)
     faults[]      the faults as the events recorded them: name, description, injected_s,
-                  reverted_s, reverted, manual, who, reverted_by
+                  reverted_s (when in force and when lifted), reverted, manual, who,
+                  reverted_by, scheduled_s and scheduled_revert_s (when the schedule said;
+                  null when not the schedule's step)
     phases[]      one per phase, from its phase_start event to its phase_end: name, start_s,
                   end_s, duration_s, users, attempts, requests, failed, retries, status_503,
                   status_5xx, no_response, rps, ratio_503, p50_ms, p95_ms, p99_ms,
@@ -152,6 +156,22 @@ def _stats(s: WindowStats) -> dict[str, Any]:
     }
 
 
+def _worst(verdict: object, origin: float) -> dict[str, Any] | None:
+    """Where an ``over any N`` SLO's worst window was; None for a fixed window. Read by name:
+    a verdict of another kind (a test's fake) has none."""
+    worst = getattr(verdict, "worst", None)
+    if worst is None:
+        return None
+    return {
+        "start_at": worst.start,
+        "end_at": worst.end,
+        "start_s": worst.start - origin,
+        "end_s": worst.end - origin,
+        "value": _num(worst.value),
+        "windows": worst.windows,
+    }
+
+
 def summary(report: RunReport) -> dict[str, Any]:
     """The summary as a dict, keys in :data:`KEYS` order."""
     j = report.judgement
@@ -169,6 +189,7 @@ def summary(report: RunReport) -> dict[str, Any]:
             "outcome": verdict_outcome(v),
             "judged": True,
             "detail": v.detail,
+            "worst_window": _worst(v, report.series.origin),
         }
         for v in j.verdicts
     ]
@@ -186,6 +207,7 @@ def summary(report: RunReport) -> dict[str, Any]:
             "outcome": None,
             "judged": False,
             "detail": "not judged",
+            "worst_window": None,
         }
         for s in report.unjudged
     ]
@@ -215,6 +237,8 @@ def summary(report: RunReport) -> dict[str, Any]:
             "manual": f.manual,
             "who": f.who,
             "reverted_by": f.reverted_by,
+            "scheduled_s": _num(f.scheduled_start),
+            "scheduled_revert_s": _num(f.scheduled_end),
         }
         for f in report.series.faults
     ]

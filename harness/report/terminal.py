@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness.compare import comparison_table
 from harness.report import fmt
 from harness.report.data import RunReport
 from harness.report.model import Outcome, verdict_outcome
@@ -87,7 +88,7 @@ def totals_line(report: RunReport) -> str:
         f" ({report.failed_rule})"
     )
     if report.outside_window:
-        line += f" ({fmt.count(report.outside_window)} more after the last phase, not judged)"
+        line += f" ({fmt.count(report.outside_window)} more outside the phases, not judged)"
     return line
 
 
@@ -267,3 +268,5 @@ def show(report: RunReport, console: Console | None = None) -> None:
     else:
         # Through the console's file, not print(): tests and callers redirect that one.
         console.file.write("\n".join(plain_lines(report)) + "\n")
+    if report.comparison is not None:  # harness run --baseline: the figures side by side
+        console.print(comparison_table(report.comparison), width=min(console.width, 100))

@@ -8,14 +8,16 @@ Only SLOs whose metric a plot shows per bin get a line, on that plot:
 
 An SLO judges its whole window at once (the 503 share over the spike, not each second of it), so a
 bin above the line is not by itself a failed SLO; the line says where the limit is, the SLO table
-says whether it held. An SLO that does not parse, has a filter (``where ...``), is compared with
-another metric, or names a window the run did not record, gets no line: better none than a wrong
-one.
+says whether it held. An SLO written ``over any N`` is judged on its worst window of N seconds:
+that window is shaded on the same plot (:func:`with_worst`). An SLO that does not parse, has a
+filter (``where ...``), is compared with another metric, or names a window the run did not
+record, gets no line: better none than a wrong one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from harness.errors import HarnessError
 from harness.report import fmt
@@ -23,7 +25,7 @@ from harness.report.series import FaultSpan, PhaseSpan, PlotName, Threshold
 from harness.verdict.language import parse_slo
 from harness.verdict.model import Percentile, Ratio, RetryAmplification, SloExpr, StatusTest
 
-__all__ = ["slo_thresholds"]
+__all__ = ["slo_thresholds", "with_worst"]
 
 
 def _plot_value(slo: SloExpr) -> tuple[PlotName, float] | None:
@@ -89,6 +91,8 @@ def slo_thresholds(
             continue
         plot, value = where
         limit = fmt.measured(slo.threshold.value, slo.threshold.unit)
+        if slo.over_s is not None:
+            limit += f" over any {fmt.measured(slo.over_s, 's')}"
         lines.append(
             Threshold(
                 plot=plot,
@@ -100,3 +104,19 @@ def slo_thresholds(
             )
         )
     return tuple(lines)
+
+
+def with_worst(
+    thresholds: Sequence[Threshold], verdicts: Iterable[object], origin: float
+) -> tuple[Threshold, ...]:
+    """The lines with the worst window of each ``over any N`` SLO's verdict (by SLO name), on
+    the plots' x axis (seconds from ``origin``). A verdict without one (a fixed window, a
+    test's fake) leaves its line as it is."""
+    worst: dict[str, tuple[float, float]] = {}
+    for verdict in verdicts:
+        found = getattr(verdict, "worst", None)
+        if found is not None:
+            worst[str(getattr(verdict, "name", ""))] = (found.start - origin, found.end - origin)
+    return tuple(
+        replace(line, worst=worst[line.slo]) if line.slo in worst else line for line in thresholds
+    )

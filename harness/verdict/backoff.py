@@ -42,7 +42,7 @@ from typing import Final
 from harness.record.buckets import AttemptRecord, Bucket
 from harness.verdict.metrics import Measurement
 from harness.verdict.rundata import Span
-from harness.verdict.units import count, format_value
+from harness.verdict.units import count, measured
 
 __all__ = [
     "MIN_WAIT_S",
@@ -158,7 +158,7 @@ def retry_after_compliance(
         f"{count(complied)} of {count(total)} retries waited out the Retry-After they followed"
     )
     if worst:
-        evidence += f" (the earliest came {format_value(worst, 's')} early)"
+        evidence += f" (the earliest came {measured(worst, 's')} early)"
     return Measurement(complied / total, evidence)
 
 
@@ -185,7 +185,7 @@ def backoff_growth(
         return Measurement(
             None,
             f"{immediate} retries followed an immediate one (a wait under "
-            f"{format_value(MIN_WAIT_S, 'ms')}): no backoff to grow",
+            f"{measured(MIN_WAIT_S, 'ms')}): no backoff to grow",
             "fail",
         )
     if not ratios:
@@ -231,12 +231,10 @@ def jitter_spread(
         )
     mean = statistics.fmean(waits)
     if mean < MIN_WAIT_S:
-        return Measurement(
-            0.0, f"first retries were immediate (mean wait {format_value(mean, 'ms')})"
-        )
+        return Measurement(0.0, f"first retries were immediate (mean wait {measured(mean, 'ms')})")
     return Measurement(
         statistics.pstdev(waits) / mean,
-        f"over {len(waits)} first retries, mean wait {format_value(mean, 's')}",
+        f"over {len(waits)} first retries, mean wait {measured(mean, 's')}",
     )
 
 

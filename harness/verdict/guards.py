@@ -29,7 +29,7 @@ from harness.scenario import Guard
 from harness.verdict.language import parse_guard
 from harness.verdict.metrics import measure_buckets
 from harness.verdict.model import GuardExpr, compare
-from harness.verdict.units import format_value
+from harness.verdict.units import measured
 
 __all__ = ["DEFAULT_SETTLE_S", "DEFAULT_STEP_S", "GuardBreach", "GuardEvaluator"]
 
@@ -57,10 +57,10 @@ class GuardBreach:
 
     @property
     def detail(self) -> str:
-        step = "second" if self.step_s == 1 else format_value(self.step_s, "s")
+        step = "second" if self.step_s == 1 else measured(self.step_s, "s")
         return (
-            f"{self.expression}: held for {format_value(self.held_s, 's')}, "
-            f"{format_value(self.observed, self.unit)} in the last {step}"
+            f"{self.expression}: held for {measured(self.held_s, 's')}, "
+            f"{measured(self.observed, self.unit)} in the last {step}"
         )
 
     def event_detail(self) -> dict[str, Any]:

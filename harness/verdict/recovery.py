@@ -64,7 +64,7 @@ from harness.record.histogram import Histogram
 from harness.record.outcome import failed_count
 from harness.verdict.metrics import status_counts
 from harness.verdict.rundata import FaultTimes, RunData, Span, first_bucket
-from harness.verdict.units import format_value
+from harness.verdict.units import measured
 
 __all__ = [
     "Bounds",
@@ -154,10 +154,10 @@ class Bounds:
 
     def describe(self) -> str:
         return (
-            f"good ratio >= {format_value(self.min_good_ratio, '%')}, p95 <= "
-            f"{format_value(self.max_p95_s, 'ms')} and >= {self.min_answers} answers a second "
-            f"(baseline phase {self.phase}: good {format_value(self.good_ratio, '%')}, p95 "
-            f"{format_value(self.p95_s, 'ms')} over {self.responses} responses)"
+            f"good ratio >= {measured(self.min_good_ratio, '%')}, p95 <= "
+            f"{measured(self.max_p95_s, 'ms')} and >= {self.min_answers} answers a second "
+            f"(baseline phase {self.phase}: good {measured(self.good_ratio, '%')}, p95 "
+            f"{measured(self.p95_s, 'ms')} over {self.responses} responses)"
         )
 
 
@@ -208,6 +208,11 @@ def baseline_bounds(
     data: RunData, phase: str | None = None, policy: RecoveryPolicy = RecoveryPolicy()
 ) -> Bounds | str:
     """The bounds from ``phase`` (default: the first), or why there are none."""
+    # Every fault's recovery reads the same baseline: scanned once per run.
+    return data.memo(("baseline_bounds", phase, policy), lambda: _bounds(data, phase, policy))
+
+
+def _bounds(data: RunData, phase: str | None, policy: RecoveryPolicy) -> Bounds | str:
     if phase is None:
         if not data.phases:
             return "the run has no phases to take a baseline from"
@@ -294,15 +299,15 @@ def analyse_fault(
         if recovered is None:
             left = max(0.0, data.end - reference)
             why = (
-                f"never recovered: in the {format_value(left, 's')} from the {since} to the end "
-                f"of the run, no {format_value(policy.stable_s, 's')} stretch had "
+                f"never recovered: in the {measured(left, 's')} from the {since} to the end "
+                f"of the run, no {measured(policy.stable_s, 's')} stretch had "
                 f"{bounds.describe()}"
             )
         else:
             took = max(0.0, _edge(data, recovered, bounds.failed_statuses) - reference)
             why = (
-                f"recovered {format_value(took, 's')} after the {since}: "
-                f"{format_value(policy.stable_s, 's')} with {bounds.describe()}"
+                f"recovered {measured(took, 's')} after the {since}: "
+                f"{measured(policy.stable_s, 's')} with {bounds.describe()}"
             )
     failed_until = recovered if recovered is not None else end_idx
     # An impact is this fault's only before it recovered: whatever the service does after that

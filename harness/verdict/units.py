@@ -30,7 +30,6 @@ __all__ = [
     "NA",
     "count",
     "duration",
-    "format_value",
     "measured",
     "measured_pair",
     "ms",
@@ -101,11 +100,6 @@ def written(value: float, unit: str) -> str:
     else:
         text = f"{value:.4g}"
     return f"{text}{unit}" if unit == "%" or unit in DURATION_UNITS else text
-
-
-def format_value(value: float, unit: str) -> str:
-    """:func:`measured` for a value that is there (the verdict's messages)."""
-    return measured(value, unit)
 
 
 def measured_pair(observed: float | None, threshold: float | None, unit: str) -> tuple[str, str]:

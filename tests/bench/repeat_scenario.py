@@ -9,10 +9,14 @@
 Each run is a real ``harness run`` in a subprocess (arguments after ``--`` go to it unchanged);
 its verdict is read from the run directory's ``summary.json``. One line per run as it ends, then
 the pass count and, for every run that did not pass, its exit code and each failed SLO with the
-value observed against its threshold. ``--lock FILE`` takes an exclusive ``flock`` on FILE around
-each run (not around the whole series), so other work sharing the machine can interleave between
-runs. ``--results FILE`` appends one JSON line per run, so series run in separate commands can be
-added up with ``--tally FILE``.
+value observed against its threshold. ``--lock FILE`` (or ``$HARNESS_LOAD_LOCK``) takes an
+exclusive ``flock`` on FILE around each run (not around the whole series), so other work sharing
+the machine can interleave between runs. ``--results FILE`` appends one JSON line per run, so
+series run in separate commands can be added up with ``--tally FILE``.
+
+A failure on a starved machine is not the service's: each run line says how busy the machine's
+CPUs were while the run held the lock (``/proc/stat``, everyone's work, not only ours) and whether
+Locust warned that its own process ran above 90% CPU, so a tally can tell the two apart.
 
 Exit 0 when every run passed, 1 when one did not, 2 for bad arguments. Ctrl-C stops the running
 ``harness run`` with SIGINT (it reverts its faults) and prints what was counted so far.
@@ -53,6 +57,9 @@ class RunResult:
     run_dir: str | None
     failed: list[str] = field(default_factory=list)
     problem: str | None = None
+    host_busy: float | None = None
+    """Share of the machine's CPU time that was busy during the run (None: no /proc/stat)."""
+    locust_cpu_warning: bool = False
 
     @property
     def passed(self) -> bool:
@@ -77,6 +84,26 @@ def _run_dir(output: str) -> str | None:
         if match:
             found = match.group(1).strip()
     return found
+
+
+# Locust's own words when its process ran above 90% CPU (the load generator was starved).
+_LOCUST_CPU_WARNING = re.compile(r"CPU usage (above|was too high|threshold was exceeded)")
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of every CPU since boot, or None off Linux."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
 
 
 @contextlib.contextmanager
@@ -105,6 +132,7 @@ def _command(args: argparse.Namespace) -> list[str]:
 def run_once(index: int, args: argparse.Namespace, budget_s: float) -> RunResult:
     started = time.monotonic()
     with _locked(args.lock):
+        cpu_before = _cpu_times()
         process = subprocess.Popen(
             _command(args),
             stdout=subprocess.PIPE,
@@ -122,11 +150,13 @@ def run_once(index: int, args: argparse.Namespace, budget_s: float) -> RunResult
             process.send_signal(signal.SIGINT)
             process.communicate()
             raise
+        host_busy = _busy_share(cpu_before, _cpu_times())
     seconds = time.monotonic() - started
     if args.log_dir is not None:
         (args.log_dir / f"run-{index:03d}.log").write_text(output)
     run_dir = _run_dir(output)
-    result = RunResult(index, process.returncode, seconds, run_dir)
+    result = RunResult(index, process.returncode, seconds, run_dir, host_busy=host_busy)
+    result.locust_cpu_warning = bool(_LOCUST_CPU_WARNING.search(output))
     summary_path = Path(run_dir) / "summary.json" if run_dir else None
     if summary_path is None or not summary_path.is_file():
         tail = " | ".join(output.strip().splitlines()[-3:])
@@ -139,11 +169,22 @@ def run_once(index: int, args: argparse.Namespace, budget_s: float) -> RunResult
     return result
 
 
+def _machine(result: RunResult) -> str:
+    """How busy the machine was during the run, in a few words."""
+    words = []
+    if result.host_busy is not None:
+        words.append(f"CPUs {result.host_busy:.0%} busy")
+    if result.locust_cpu_warning:
+        words.append("Locust warned of CPU > 90%")
+    return ", ".join(words)
+
+
 def _print_run(result: RunResult, total: int) -> None:
     verdict = "PASS" if result.passed else "FAIL"
+    machine = _machine(result)
     print(
         f"run {result.index}/{total}: {verdict} exit {result.exit_code} in {result.seconds:.0f}s"
-        f"  {result.run_dir or ''}",
+        f"{f' ({machine})' if machine else ''}  {result.run_dir or ''}",
         flush=True,
     )
 
@@ -155,6 +196,8 @@ def print_tally(results: Sequence[RunResult], label: str) -> None:
         if result.passed:
             continue
         print(f"  run {result.index} (exit {result.exit_code}) {result.run_dir or ''}")
+        if _machine(result):
+            print(f"    machine: {_machine(result)}")
         if result.problem:
             print(f"    {result.problem}")
         for line in result.failed:
@@ -179,7 +222,12 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--state-dir", type=Path, default=None)
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
     parser.add_argument("--project", default=None, help="compose project name")
-    parser.add_argument("--lock", type=Path, default=None, help="flock this file around each run")
+    parser.add_argument(
+        "--lock",
+        type=Path,
+        default=os.environ.get("HARNESS_LOAD_LOCK") or None,
+        help="flock this file around each run (default: $HARNESS_LOAD_LOCK, else none)",
+    )
     parser.add_argument("--log-dir", type=Path, default=None, help="keep each run's output here")
     parser.add_argument("--results", type=Path, default=None, help="append a JSON line per run")
     parser.add_argument("--tally", type=Path, default=None, help="only count a --results file")

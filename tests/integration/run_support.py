@@ -158,6 +158,11 @@ def run_harness(
     return process.returncode, out, err
 
 
+def run_dirs(reports: Path) -> list[Path]:
+    """The run directories under ``reports`` (the history index beside them is not one)."""
+    return sorted(p for p in reports.iterdir() if p.is_dir())
+
+
 def the_run(reports: Path) -> RunDir:
-    (root,) = reports.iterdir()
+    (root,) = run_dirs(reports)
     return RunDir.open(root)

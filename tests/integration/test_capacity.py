@@ -45,7 +45,7 @@ def _capacity(harness: Harness, scenario: Path, reports: Path, *flags: str) -> d
         "capacity", str(scenario), "--reports", str(reports), *FLAGS, *flags, timeout_s=150
     )
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-3000:]}"
-    (root,) = list(reports.iterdir())
+    (root,) = [p for p in reports.iterdir() if p.is_dir()]
     assert (root / "capacity.png").stat().st_size > 0
     assert f"report: {root / 'report.html'}" in done.stdout
     summary: dict[str, Any] = json.loads((root / "summary.json").read_text(encoding="utf-8"))

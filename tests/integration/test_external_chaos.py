@@ -148,7 +148,7 @@ def _kill_run_mid_fault(process: subprocess.Popen[str], reports: Path, spare: se
     started but ``spare`` (a crash of the whole run: nothing of it reverts anything)."""
     deadline = time.monotonic() + 60
     while True:
-        roots = list(reports.iterdir()) if reports.exists() else []
+        roots = [p for p in reports.iterdir() if p.is_dir()] if reports.exists() else []
         if roots:
             run = the_run(reports)
             if any(e.kind is EventKind.FAULT_INJECTED for e in run.events()):

@@ -157,7 +157,7 @@ def toxics_on_app_db(stack: RunningStack) -> list[str]:
 
 
 def the_report(reports: Path) -> tuple[RunDir, dict[str, Any], str]:
-    (root,) = reports.iterdir()
+    (root,) = [p for p in reports.iterdir() if p.is_dir()]
     summary = json.loads((root / "summary.json").read_text())
     return RunDir.open(root), summary, (root / "report.html").read_text()
 

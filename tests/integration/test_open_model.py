@@ -177,7 +177,7 @@ def test_open_model_on_two_workers_shares_every_phase_rate_between_them(tmp_path
         )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "load: open (arrivals per second: slow 20/s, fast 40/s" in done.stdout
-    (root,) = list(reports.iterdir())
+    (root,) = [p for p in reports.iterdir() if p.is_dir()]
     run = RunDir.open(root)
     data = RunData.from_run_dir(run, load_scenario(path))
     for phase, expected in (("slow", 20), ("fast", 60)):

@@ -1,13 +1,12 @@
 """ToxiproxyClient against real servers: the real Toxiproxy and the embedded one.
 
 Each server kind is started once per module through ``harness.proxy.launcher``. A missing real
-binary skips (or fails under ``HARNESS_REQUIRE_TOXIPROXY=1``); a missing embedded server skips
-with its reason until ``harness/proxy/server.py`` exists.
+binary skips (or fails under ``HARNESS_REQUIRE_TOXIPROXY=1``); the embedded server is part of
+the package, so its absence fails.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import threading
 import time
@@ -48,8 +47,6 @@ def _check_available(kind: str, require_or_skip: RequireOrSkip) -> None:
             "or HARNESS_TOXIPROXY_BIN)",
             REQUIRE_TOXIPROXY_ENV,
         )
-    if kind == "embedded" and importlib.util.find_spec("harness.proxy.server") is None:
-        pytest.skip("embedded server not written yet: harness/proxy/server.py is absent")
 
 
 def _start(kind: Kind, stack: ExitStack, log_dir: Path) -> RunningToxiproxy:

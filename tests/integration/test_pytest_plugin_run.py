@@ -78,7 +78,7 @@ def test_resilience_checks_run_as_pytest_tests_against_the_local_stack(
     )
 
     # The same run directories as `harness run` writes, under the ini file's reports directory.
-    runs = sorted((pytester.path / "run-reports").iterdir())
+    runs = sorted(p for p in (pytester.path / "run-reports").iterdir() if p.is_dir())
     assert len(runs) == 2
     assert runs[0].name.startswith("test_an_impossible_slo_fails-")
     assert runs[1].name.startswith("test_the_shop_answers_no_500_with_a_backend_killed-")

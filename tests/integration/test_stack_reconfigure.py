@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from run_support import run_dirs
 from stack_support import Harness, new_state_dir, stop_everything_started
 
 from harness.stack.state import GAMEDAY_FILE, StateDir
@@ -119,7 +120,7 @@ def test_scenarios_with_other_settings_run_in_a_row(harness: Harness, tmp_path: 
     # Back again: what the other scenario set and this one does not ask for is dropped.
     said = run(small)
     assert "SHOP_MAX_INFLIGHT=32, no SHOP_MAINTENANCE_RETRY_AFTER_S" in said
-    assert len(list(reports.iterdir())) == 3
+    assert len(run_dirs(reports)) == 3
 
     # A game day is using the stack: it is not touched, and nothing starts.
     third = pids(harness)
@@ -134,7 +135,7 @@ def test_scenarios_with_other_settings_run_in_a_row(harness: Harness, tmp_path: 
         "and the scenario asks for SHOP_MAINTENANCE_RETRY_AFTER_S=5, SHOP_MAX_INFLIGHT=48; not "
         "touched: run it when the game day is over"
     ]
-    assert len(list(reports.iterdir())) == 3
+    assert len(run_dirs(reports)) == 3
     assert pids(harness) == third
 
     # `harness up` on the stack as it stands: the entry it prints answers 200.

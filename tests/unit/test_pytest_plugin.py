@@ -17,7 +17,8 @@ import pytest
 
 from harness.errors import BadInputError, InfrastructureError, StackError
 from harness.pytest_plugin import resolve_settings
-from harness.record import RunStatus
+from harness.record import RunDir, RunStatus
+from harness.report import judge_stored, write_reports
 from harness.run.request import RunOutcome
 from harness.stack.base import StackInfo
 from harness.testing import (
@@ -40,7 +41,8 @@ from .test_report_synthetic import build_run
 # In a test module, not a conftest: pytest refuses ``pytest_plugins`` in a non-root conftest.
 pytest_plugins = ["pytester"]
 
-pytestmark = pytest.mark.unit
+# The unit tier, but for the tests marked integration below (they start processes):
+# tests/unit/conftest.py marks every other test here unit.
 
 PHASES = [{"name": "base", "duration": "2s", "users": 1, "spawn_rate": 1}]
 EXTERNAL = StackInfo("http://127.0.0.1:9", "", (), (), (), "")
@@ -145,6 +147,7 @@ def test_the_default_state_dir_is_the_one_the_harness_command_uses() -> None:
     assert DEFAULT_STATE_DIR == CLI_DEFAULT
 
 
+@pytest.mark.integration  # Python processes
 def test_importing_the_plugin_loads_no_load_generator_and_no_heavy_library() -> None:
     # Every pytest session in an environment with the harness imports it (pytest11 entry point).
     code = (
@@ -411,10 +414,22 @@ def test_a_completed_run_is_judged_and_reported_when_the_engine_did_not(tmp_path
     assert result.explain().endswith(f"report: {run.report_html}")
 
 
+def engine_summary(run: RunDir) -> dict[str, Any]:
+    """A summary.json as the engine writes it (valid against its schema, which every summary a
+    test leaves must be: tests/summary_schema_check.py), saying PASS; no other report file."""
+    judgement, notes = judge_stored(run)
+    paths = write_reports(run, judgement, notes=notes)
+    paths.report_html.unlink()
+    paths.junit_xml.unlink()
+    written: dict[str, Any] = json.loads(paths.summary_json.read_text())
+    written.update(outcome="PASS", passed=True, exit_code=0, slos=[])
+    paths.summary_json.write_text(json.dumps(written))
+    return written
+
+
 def test_the_reports_the_engine_wrote_are_read_not_rewritten(tmp_path: Path) -> None:
     run = build_run(tmp_path)
-    written = {"outcome": "PASS", "exit_code": 0, "status": "completed", "slos": []}
-    run.summary_json.write_text(json.dumps(written))
+    written = engine_summary(run)
     result = result_of(RunOutcome(run, RunStatus.COMPLETED, 0))
     assert result.summary == written
     assert result.passed
@@ -423,8 +438,7 @@ def test_the_reports_the_engine_wrote_are_read_not_rewritten(tmp_path: Path) -> 
 
 def test_the_engine_exit_code_wins_when_it_saw_what_the_report_cannot(tmp_path: Path) -> None:
     run = build_run(tmp_path)
-    passed = {"outcome": "PASS", "exit_code": 0, "status": "completed", "slos": []}
-    run.summary_json.write_text(json.dumps(passed))  # the SLOs held; the engine still says 3
+    engine_summary(run)  # the SLOs held; the engine still says 3
     left = "faults are still in force: fix the cause, then run `harness rollback`"
     result = result_of(RunOutcome(run, RunStatus.COMPLETED, 3, {"error": left}))
     assert result.exit_code == 3

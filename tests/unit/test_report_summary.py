@@ -37,6 +37,7 @@ SLO_KEYS = {
     "outcome",
     "judged",
     "detail",
+    "worst_window",
 }
 RECOVERY_KEYS = {
     "fault",
@@ -60,6 +61,8 @@ FAULT_KEYS = {
     "manual",
     "who",
     "reverted_by",
+    "scheduled_s",
+    "scheduled_revert_s",
 }
 STATS_KEYS = {
     "name",
