@@ -142,11 +142,15 @@ def stop_everything_started(state_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def own_stack(prefix: str, app_env: Mapping[str, str] | None = None) -> Iterator[RunningStack]:
+def own_stack(
+    prefix: str, app_env: Mapping[str, str] | None = None, *, toxiproxy: str = "auto"
+) -> Iterator[RunningStack]:
     """A stack of its own, up for the block, whose shop runs with ``app_env`` on top of the
-    session's settings (a shop made to misbehave, or tuned for one scenario)."""
+    session's settings (a shop made to misbehave, or tuned for one scenario), on the
+    ``toxiproxy`` server asked for (``harness up --toxiproxy``)."""
     state_dir = new_state_dir(prefix)
     harness = Harness(state_dir)
+    harness.env["HARNESS_UP_TOXIPROXY"] = toxiproxy
     harness.env["HARNESS_UP_APP_ENV"] += "".join(f" {k}={v}" for k, v in (app_env or {}).items())
     try:
         cold_up_s = harness.up()

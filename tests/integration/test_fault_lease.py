@@ -16,12 +16,13 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
-from stack_support import RunningStack
+from stack_support import RunningStack, own_stack
 from test_run_interrupt import start_in_own_session, wait_for_events
 from test_run_load import children_of, harness_env, write_scenario
 
@@ -72,13 +73,20 @@ def accepts(port: int) -> bool:
     return True
 
 
+@pytest.fixture(scope="module")
+def stack() -> Iterator[RunningStack]:
+    """A stack on the embedded server whatever else is installed: leases are its extension
+    (the session's stack runs the real Toxiproxy where one is found, as in CI)."""
+    with own_stack("harness-it-lease-", toxiproxy="embedded") as running:
+        yield running
+
+
 def test_faults_of_a_run_killed_with_kill_9_lift_themselves_within_the_lease(
     stack: RunningStack, tmp_path: Path
 ) -> None:
     info = stack.info
     client = ToxiproxyClient(info.toxiproxy_url)
-    if not client.supports_leases():
-        pytest.skip("the stack's Toxiproxy is a real one: no leases, only rollback applies")
+    assert client.supports_leases(), "the embedded Toxiproxy answers without leases"
     db_port = info.proxy("app-db").listen.port
     backend_port = info.proxy("lb-app-1").listen.port
     cut_port = info.proxy("lb-app-2").listen.port
