@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from run_support import run_dirs
 from stack_support import Harness, own_stack
 
 from harness.record import RunDir
@@ -45,7 +46,7 @@ def _capacity(harness: Harness, scenario: Path, reports: Path, *flags: str) -> d
         "capacity", str(scenario), "--reports", str(reports), *FLAGS, *flags, timeout_s=150
     )
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-3000:]}"
-    (root,) = [p for p in reports.iterdir() if p.is_dir()]
+    (root,) = run_dirs(reports)
     assert (root / "capacity.png").stat().st_size > 0
     assert f"report: {root / 'report.html'}" in done.stdout
     summary: dict[str, Any] = json.loads((root / "summary.json").read_text(encoding="utf-8"))

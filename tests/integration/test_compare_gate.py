@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from run_support import run_dirs
 from stack_support import Harness, new_state_dir, stop_everything_started
 
 from harness.history import INDEX_FILE
@@ -75,14 +76,14 @@ def test_compare_flags_a_degraded_run_and_passes_a_run_against_itself(
     first = harness.run("run", str(healthy), "--reports", str(reports), *port_flags(harness),
                         timeout_s=240)  # fmt: skip
     assert first.returncode in (0, 1), f"{first.stdout}\n{first.stderr}"
-    (run1,) = [p for p in reports.iterdir() if p.is_dir()]
+    (run1,) = run_dirs(reports)
 
     second = harness.run(
         "run", str(degraded), "--reports", str(reports), "--baseline", str(run1),
         *port_flags(harness), timeout_s=240,
     )  # fmt: skip
     assert second.returncode == 1, f"{second.stdout}\n{second.stderr}"
-    (run2,) = [p for p in reports.iterdir() if p.is_dir() and p != run1]
+    (run2,) = [p for p in run_dirs(reports) if p != run1]
     gated = json.loads((run2 / "compare.json").read_text(encoding="utf-8"))
     assert gated["regressed"] is True
     assert gated["baseline"]["run"] == run1.name

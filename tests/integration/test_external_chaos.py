@@ -19,7 +19,7 @@ from typing import NoReturn
 import httpx
 import psutil
 import pytest
-from run_support import Target, finish, harness_env, start_run, the_run, write_scenario
+from run_support import Target, finish, harness_env, run_dirs, start_run, the_run, write_scenario
 
 from harness.faults import Journal
 from harness.proxy.client import ToxiproxyClient
@@ -148,7 +148,7 @@ def _kill_run_mid_fault(process: subprocess.Popen[str], reports: Path, spare: se
     started but ``spare`` (a crash of the whole run: nothing of it reverts anything)."""
     deadline = time.monotonic() + 60
     while True:
-        roots = [p for p in reports.iterdir() if p.is_dir()] if reports.exists() else []
+        roots = run_dirs(reports) if reports.exists() else []
         if roots:
             run = the_run(reports)
             if any(e.kind is EventKind.FAULT_INJECTED for e in run.events()):

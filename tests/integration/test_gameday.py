@@ -24,6 +24,7 @@ from typing import Any
 
 import psutil
 import pytest
+from run_support import run_dirs
 from stack_support import RunningStack
 from test_run_load import children_of, events, finish, harness_env, no_harness_processes_left
 
@@ -157,7 +158,7 @@ def toxics_on_app_db(stack: RunningStack) -> list[str]:
 
 
 def the_report(reports: Path) -> tuple[RunDir, dict[str, Any], str]:
-    (root,) = [p for p in reports.iterdir() if p.is_dir()]
+    (root,) = run_dirs(reports)
     summary = json.loads((root / "summary.json").read_text())
     return RunDir.open(root), summary, (root / "report.html").read_text()
 

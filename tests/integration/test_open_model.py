@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from run_support import run_dirs
 
 from harness.record import RunDir
 from harness.record.histogram import bucket_value
@@ -177,7 +178,7 @@ def test_open_model_on_two_workers_shares_every_phase_rate_between_them(tmp_path
         )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "load: open (arrivals per second: slow 20/s, fast 40/s" in done.stdout
-    (root,) = [p for p in reports.iterdir() if p.is_dir()]
+    (root,) = run_dirs(reports)
     run = RunDir.open(root)
     data = RunData.from_run_dir(run, load_scenario(path))
     for phase, expected in (("slow", 20), ("fast", 60)):
