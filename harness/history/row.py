@@ -30,6 +30,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 from harness.errors import BadInputError, HarnessError
 from harness.record import RunDir
+from harness.safety import loads_json
 
 __all__ = [
     "PROVENANCE_FILE",
@@ -44,6 +45,8 @@ __all__ = [
 
 PROVENANCE_FILE: Final = "provenance.json"
 SUMMARY_FILE: Final = "summary.json"
+# summary.json of the longest run is a few hundred kilobytes; more than this is not a summary.
+MAX_JSON_BYTES: Final = 16 * 1024 * 1024
 # The per-window numbers of summary.json a row keeps, per phase and for the whole run.
 STAT_KEYS: Final = ("rps", "p50_ms", "p95_ms", "p99_ms", "ratio_503")
 
@@ -108,8 +111,14 @@ def _number(value: object) -> float | None:
 
 
 def _json(path: Path) -> dict[str, Any]:
+    # A run directory is a file tree anyone may have written into: bounded, and parsed with the
+    # depth checked first (json.loads would die of RecursionError on a deep one).
     try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_JSON_BYTES + 1)
+        if len(raw) > MAX_JSON_BYTES:
+            raise ValueError(f"larger than {MAX_JSON_BYTES} bytes")
+        loaded = loads_json(raw)
     except OSError as exc:
         raise BadInputError(f"{path}: cannot read it: {exc.strerror or exc}") from None
     except ValueError as exc:

@@ -159,6 +159,13 @@ def rebuild(path: Path, *, step: float = 1.0) -> tuple[RunReport, ReportPaths]:
     judgement, notes = judge_stored(run_dir)
     report = collect(run_dir, judgement, notes=notes, step=step)
     report = with_settled(report, settled_of(run_dir), notes)
+    # deferred: the comparison reads the history index, which only a compared run needs
+    from harness.report.baseline import recorded_baseline, with_baseline
+
+    baseline, note = recorded_baseline(run_dir)
+    if note is not None:
+        report = replace(report, notes=(*report.notes, note))
+    report = with_baseline(report, run_dir, baseline)
     return report, write_report(run_dir, report)
 
 

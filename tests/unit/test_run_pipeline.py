@@ -28,7 +28,11 @@ from harness.run.signals import Signals
 from harness.run.stackup import check_faults_supported, scenario_stack
 from harness.scenario import Scenario
 
-pytestmark = pytest.mark.unit
+# No module-wide unit mark: tests/unit/conftest.py marks every test unit but those marked
+# integration here (they start processes or wait), which -m unit must leave out.
+# The plots are drawn for real in test_report_plots.py and test_report_html.py; here they
+# would only cost time (tests/unit/conftest.py).
+pytestmark = pytest.mark.usefixtures("plots_not_drawn")
 
 
 def scenario_file(tmp_path: Path, extra: str = "") -> Path:
@@ -177,7 +181,9 @@ def test_every_run_is_judged_and_reported_and_its_exit_code_is_the_verdicts(
     assert (summary["exit_code"], summary["outcome"]) == (code, outcome)
     assert printed.startswith(f"{outcome}  s  ({status.value}, exit {code}")
     assert f"report: {run.report_html}" in printed
-    assert re.search(r"^judged in \d+\.\d s, reported in \d+\.\d s$", printed, re.MULTILINE)
+    # The project's one duration format: "0.0412s", "1.6s", "2m05s".
+    seconds = r"(\d+(\.\d+)?s|\d+m\d\ds)"
+    assert re.search(rf"^judged in {seconds}, reported in {seconds}$", printed, re.MULTILINE)
     if breach:
         assert summary["aborted_by"] == ["503s held for 1s"]
         assert "aborted by guard: 503s held for 1s" in printed
@@ -288,6 +294,7 @@ def child() -> Iterator[subprocess.Popen[str]]:
     process.stdout.close()
 
 
+@pytest.mark.integration  # a child process and signals
 def test_a_signal_while_the_master_runs_is_forwarded_to_it(child: subprocess.Popen[str]) -> None:
     with Signals() as signals:
         signals.forward_to(child)
@@ -296,6 +303,7 @@ def test_a_signal_while_the_master_runs_is_forwarded_to_it(child: subprocess.Pop
     assert signals.received == [signal.SIGTERM]
 
 
+@pytest.mark.integration  # a child process and signals
 def test_a_signal_is_held_until_the_master_is_ready_for_it(child: subprocess.Popen[str]) -> None:
     ready = False
     with Signals() as signals:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import session_cleanup
 from shop_support import FaultyLink, ShopProcess, StartShop, free_port, launch_shop, shop_env
 
 from harness.stack.postgres import PostgresInfo, init_cluster, start_postgres, stop_postgres
@@ -24,10 +25,17 @@ def postgres() -> Iterator[PostgresInfo]:
     # Not tmp_path_factory: pytest keeps its base temp dir private (0700), and when the tests run
     # as root the server runs as an unprivileged user that must reach the data directory.
     root = Path(tempfile.mkdtemp(prefix="shop-it-pg-"))
+    # In the session's record before anything starts: a session killed from here on leaves no
+    # server and no directory behind (the next one sweeps them).
+    record = session_cleanup.current()
+    if record is not None:
+        record.add_state_dir(root)
     data_dir = root / "data"
     port = free_port()
     init_cluster(data_dir, createdb=True)  # test_shop_commands makes databases of its own
     process = start_postgres(data_dir, port=port, log_file=root / "postgres.log")
+    if record is not None:
+        record.add_pids([process.pid])
     try:
         info = PostgresInfo(
             host="127.0.0.1",
@@ -52,6 +60,8 @@ def postgres() -> Iterator[PostgresInfo]:
         stop_postgres(process.pid)
         process.wait(timeout=5)  # reaped already by stop_postgres; this records the return code
         shutil.rmtree(root, ignore_errors=True)
+        if record is not None:
+            record.forget_state_dir(root)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import psutil
 import pytest
+import session_cleanup
 from shop_support import free_port
 
 from harness.errors import StackError
@@ -33,11 +34,16 @@ pytestmark = pytest.mark.integration
 def root() -> Iterator[Path]:
     # Under /tmp rather than tmp_path: see the postgres fixture in conftest.py.
     path = Path(tempfile.mkdtemp(prefix="shop-it-pgunit-"))
+    record = session_cleanup.current()
+    if record is not None:
+        record.add_state_dir(path)  # swept (its server too) should the session be killed
     yield path
     pid = running_pid(path / "data")
     if pid is not None:
         stop_postgres(pid)
     shutil.rmtree(path, ignore_errors=True)
+    if record is not None:
+        record.forget_state_dir(path)
 
 
 def query(info: PostgresInfo, sql: str) -> Any:
