@@ -20,9 +20,10 @@ _TRUTHY = frozenset({"1", "true", "yes", "on"})
 def require_or_skip(reason: str, env_var: str) -> NoReturn:
     """Skip because something a test needs is missing, unless ``env_var`` says it is required.
 
-    Locally a missing Toxiproxy binary or Docker engine is a reason to skip; in CI, which sets
-    ``HARNESS_REQUIRE_TOXIPROXY=1`` or ``HARNESS_REQUIRE_DOCKER=1``, the same absence must fail
-    the run instead of letting a green build hide that nothing was tested.
+    Locally a missing Toxiproxy binary, Docker engine or Prometheus binary is a reason to skip;
+    in CI, which sets ``HARNESS_REQUIRE_TOXIPROXY=1``, ``HARNESS_REQUIRE_DOCKER=1`` and
+    ``HARNESS_REQUIRE_PROMETHEUS=1``, the same absence must fail the run instead of letting a
+    green build hide that nothing was tested.
     """
     if os.environ.get(env_var, "").strip().lower() in _TRUTHY:
         pytest.fail(f"{reason} (required because {env_var} is set)", pytrace=False)
@@ -52,6 +53,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     os.environ[session_cleanup.MARK_ENV] = str(record.path)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+        # A session started in the background of a non-interactive shell has SIGINT ignored,
+        # and every process it starts inherits that (Python leaves an ignored SIGINT ignored):
+        # a test that stops a child with SIGINT would watch it sleep through. Ctrl-C as usual.
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

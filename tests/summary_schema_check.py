@@ -81,10 +81,12 @@ class _Tracker:
     shared: set[Path] = field(default_factory=set)  # fixture directories later tests write into
     checked: dict[Path, tuple[int, int]] = field(default_factory=dict)  # path -> (mtime, size)
 
-    def children(self) -> set[Path]:
+    def children(self) -> set[str]:
+        # Paths as strings: the base directory holds one directory per test so far, and making
+        # a Path of each, twice per test, cost the unit tier more than any test did.
         try:
             return {
-                Path(e.path)
+                e.path
                 for e in os.scandir(self.basetemp)
                 # not the "<name>current" links pytest keeps to the newest of each name
                 if e.is_dir(follow_symlinks=False)
@@ -92,10 +94,11 @@ class _Tracker:
         except OSError:
             return set()
 
-    def problems(self, created: set[Path], own: Path | None) -> list[str]:
-        self.shared |= created - {own}
+    def problems(self, created: set[str], own: Path | None) -> list[str]:
+        fresh = {Path(path) for path in created}
+        self.shared |= fresh - {own}
         lines: list[str] = []
-        for root in sorted(created | self.shared):
+        for root in sorted(fresh | self.shared):
             for path in _summaries_under(root):
                 try:
                     stat = path.stat()
@@ -113,22 +116,30 @@ class _Tracker:
 
 
 _TRACKER = pytest.StashKey[_Tracker]()
+# Only a test with one of these among its fixtures (its own or its fixtures', at any depth) can
+# make a directory under the base temporary directory; listing that directory before and after
+# every other test as well was most of this plugin's cost.
+_TEMP_DIR_FIXTURES = frozenset(
+    {"tmp_path", "tmpdir", "tmp_path_factory", "tmpdir_factory", "pytester", "testdir"}
+)
 
 
 @pytest.fixture(autouse=True)
-def _every_summary_matches_its_schema(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
+def _every_summary_matches_its_schema(request: pytest.FixtureRequest) -> Iterator[None]:
     # Autouse fixtures are set up first, so this teardown runs after the test's other
     # function-scoped fixtures: what they write on their way out is checked too.
+    makes_dirs = not _TEMP_DIR_FIXTURES.isdisjoint(request.fixturenames)
     stash = request.config.stash
     if _TRACKER not in stash:
-        stash[_TRACKER] = _Tracker(tmp_path_factory.getbasetemp())
+        # looked up here, not asked for: asking would put it among every test's fixtures
+        factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+        stash[_TRACKER] = _Tracker(factory.getbasetemp())
     tracker = stash[_TRACKER]
-    before = tracker.children()
+    before = tracker.children() if makes_dirs else set()
     yield
     own = request.node.funcargs.get("tmp_path") if hasattr(request.node, "funcargs") else None
-    problems = tracker.problems(tracker.children() - before, own)
+    created = tracker.children() - before if makes_dirs else set()
+    problems = tracker.problems(created, own)
     if problems:
         pytest.fail(
             "summary.json does not match harness/report/summary.schema.json:\n"

@@ -11,9 +11,12 @@ again), so such a module has none and this hook marks the rest.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from . import fake_plots
 
 _HERE = Path(__file__).parent
 _OTHER_TIERS = ("integration", "docker", "conformance")
@@ -28,3 +31,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.get_closest_marker(tier) for tier in _OTHER_TIERS
         ):
             item.add_marker(pytest.mark.unit)
+
+
+# --- reports without drawing their plots ---------------------------------------------------------
+
+
+@pytest.fixture
+def plots_not_drawn() -> Iterator[None]:
+    """Reports written in the test embed a 1-pixel PNG per plot instead of drawing it (see
+    tests/unit/fake_plots.py). For modules whose subject is not the plots."""
+    with fake_plots.plots_not_drawn():
+        yield

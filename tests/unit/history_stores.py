@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.report import write_reports
+from tests.unit.fake_plots import plots_not_drawn
 from tests.unit.test_report_synthetic import build_run, judgement
 
 T0 = 1_760_000_000.0
@@ -22,7 +23,8 @@ def _template() -> dict[str, Any]:
     asks for is there, and the figures are then set to the test's own."""
     with tempfile.TemporaryDirectory() as tmp:
         run = build_run(Path(tmp))
-        write_reports(run, judgement())
+        with plots_not_drawn():  # only summary.json is read
+            write_reports(run, judgement())
         loaded: dict[str, Any] = json.loads(run.summary_json.read_text(encoding="utf-8"))
     return loaded
 

@@ -399,3 +399,24 @@ def test_the_recorder_files_a_latency_where_the_histogram_does(value: float) -> 
     expected.record(value)
     assert bucket["latency"] == expected.to_list()
     assert Bucket.from_dict(bucket).latency.count == 1
+
+
+@pytest.mark.parametrize("log_all", [False, True])
+def test_record_one_is_record_attempt_of_a_single_attempt(log_all: bool) -> None:
+    """The worker's fast path files exactly what the general one does, bucket by bucket."""
+    fast, general = (
+        BucketRecorder(log_all_attempts=log_all),
+        BucketRecorder(log_all_attempts=log_all),
+    )
+    rng = random.Random(18)
+    for i in range(3000):
+        t = T0 + rng.uniform(0, 2.0)
+        latency = rng.choice([0.0, 1e-7, rng.uniform(0, 3.0), 1e6])
+        status = rng.choice([0, 200, 201, 404, 429, 503])
+        success = rng.random() < 0.7
+        fast.record_one(t, latency, status, success, f"w0:{i}")
+        general.record_attempt(t, latency, status, 1, None, f"w0:{i}", True, success)
+        if i % 700 == 0:  # a drain between records empties the one-bucket cache of both
+            assert fast.drain(T0 + 1.0) == general.drain(T0 + 1.0)
+    assert fast.drain() == general.drain()
+    assert fast.drain_attempts() == general.drain_attempts()

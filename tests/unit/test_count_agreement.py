@@ -28,6 +28,8 @@ from harness.run.conclude import conclude
 from harness.run.preflight import resolve_scenario
 from harness.run.settle import settle
 
+from .fake_plots import plots_not_drawn
+
 pytestmark = pytest.mark.unit
 
 T0 = 1_700_000_000.0
@@ -94,7 +96,8 @@ def reported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         writer.finish(RunStatus.COMPLETED)
     out = io.StringIO()
     settled = settle(run, 0, interrupted=False, state_dir=None, tell=lambda _: None)
-    conclude(settled, scenario, tell=lambda _: None, console=Console(file=out, width=100))
+    with plots_not_drawn():  # what is counted is text; the plots: test_report_plots.py
+        conclude(settled, scenario, tell=lambda _: None, console=Console(file=out, width=100))
     page = html.unescape(re.sub(r"<[^>]+>", " ", run.report_html.read_text()))
     return {
         "terminal": out.getvalue(),

@@ -297,7 +297,8 @@ class _NoLeases(BaseHTTPRequestHandler):
 
 def test_a_server_without_leases_gets_none_and_the_run_is_told_only_rollback_applies() -> None:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _NoLeases)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # polled every 10 ms, not 0.5 s: shutdown() waits for the next poll
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     said: list[str] = []
     url = f"http://127.0.0.1:{httpd.server_address[1]}"

@@ -18,7 +18,8 @@ from harness.gameday.desk import CatalogueEntry, ChaosDesk
 from harness.gameday.live import LiveBoard
 from harness.safety import TargetRefused
 
-pytestmark = pytest.mark.unit
+# No module-wide unit mark: tests/unit/conftest.py marks every test unit but those marked
+# integration here (they start processes or wait), which -m unit must leave out.
 
 
 def view(name: str, state: str = "active", for_s: float | None = None) -> SlotView:
@@ -102,6 +103,7 @@ def test_revert_all_and_the_state_a_page_polls() -> None:
     assert state["catalogue"][0]["default_for_s"] == 30.0
 
 
+@pytest.mark.integration  # a Python child
 def test_the_control_file_is_owner_only_and_a_dead_games_file_is_no_game_day(
     tmp_path: Path,
 ) -> None:

@@ -35,10 +35,12 @@ from harness.faults.targets import check_record
 from harness.faults.toxic import AddToxics, DisableProxy, ToxicSpec
 from harness.safety import TargetPolicy
 
+from .fuzz_budget import examples
+
 pytestmark = pytest.mark.unit
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=examples(150),  # a quarter of it outside CI (fuzz_budget.py)
     deadline=None,
     derandomize=True,  # the same examples in CI every time
     database=None,

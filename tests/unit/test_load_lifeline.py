@@ -15,7 +15,8 @@ import pytest
 
 from harness.load.lifeline import LIFELINE_ENV, watch_parent
 
-pytestmark = pytest.mark.unit
+# No module-wide mark: the tests that start a family of processes are marked integration
+# (tests/unit/conftest.py makes the rest unit).
 
 # The child: notes SIGHUP in a file (then leaves, unless told to hang on), and says it is ready.
 CHILD = """\
@@ -90,6 +91,7 @@ def gone(pid: int) -> bool:
         return True
 
 
+@pytest.mark.integration  # a parent and a child process, and waits
 def test_a_parent_killed_with_sigkill_sends_its_child_sighup(tmp_path: Path) -> None:
     parent, child, out = start_family(tmp_path, "leave")
     try:
@@ -109,6 +111,7 @@ def test_a_parent_killed_with_sigkill_sends_its_child_sighup(tmp_path: Path) -> 
             os.kill(child, signal.SIGKILL)
 
 
+@pytest.mark.integration  # a parent and a child process, and waits
 def test_a_child_that_does_not_leave_is_ended_after_the_grace(tmp_path: Path) -> None:
     parent, child, out = start_family(tmp_path, "hang-on")
     try:

@@ -3,6 +3,7 @@ attempt log under a worker-unique id, and shipments add up to exactly what was r
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.load.recording import CONTEXT_KEY, AttemptContext, RequestRecorder, Shipment
-from harness.record.buckets import Bucket
+from harness.record.buckets import Bucket, BucketRecorder
 
 pytestmark = pytest.mark.unit
 
@@ -209,3 +210,37 @@ def test_per_name_totals_are_the_attempts_counted_by_hand(
     shipment = rec.shipment(final=True)
     assert shipment is not None
     assert shipment["names"] == {key: {"all": every[key], "final": last[key]} for key in every}
+
+
+def test_the_hook_files_every_kind_of_request_as_the_general_recorder_does() -> None:
+    """The hook's fast path (one attempt, no Retry-After) and its other paths, against the same
+    stream fed to the bucket recorder's general method by hand."""
+    rec = RequestRecorder(tag="w1", clock=lambda: T0 + 10)
+    by_hand = BucketRecorder()
+    rng = random.Random(18)
+    for i in range(2000):
+        t = T0 + rng.uniform(0, 3.0)
+        status = rng.choice([0, 200, 200, 200, 429, 503])
+        headers = {"Retry-After": "2"} if rng.random() < 0.5 else {}
+        retry_after = 2.0 if headers and status in (429, 503) else None
+        kind = rng.choice(["plain", "first", "retry", "last"])
+        info = None
+        if kind != "plain":
+            n, final = {"first": (1, True), "retry": (1, False), "last": (3, True)}[kind]
+            info = attempt(i, n, final=final, ok=status == 200)
+        exception = None if status == 200 else Exception(str(status))
+        request(rec, t, status, ms=20.0, info=info, headers=headers, exception=exception)
+        if info is None:
+            args: tuple[Any, ...] = (1, retry_after, "w1", True, exception is None)
+        else:
+            logical = "w1" if info.attempt == 1 and info.final else f"w1:{i}"
+            args = (info.attempt, retry_after, logical, info.final, info.ok)
+        by_hand.record_attempt(t, 0.02, status, *args)
+    assert rec.requests == 2000
+    shipment = rec.shipment(final=True)
+    assert shipment is not None
+    assert shipment["totals"]["requests"] == 2000
+    assert shipment["buckets"] == by_hand.drain()
+    log, dropped = by_hand.drain_attempts()
+    assert shipment["attempts"] == [list(record) for record in log]
+    assert dropped == shipment["dropped"] == 0

@@ -14,7 +14,9 @@ import textwrap
 
 import pytest
 
-pytestmark = pytest.mark.unit
+# A real child process on a real pseudo-terminal per case: the integration tier (the unit tier
+# runs no processes of its own), beside the progress line's other tests.
+pytestmark = pytest.mark.integration
 
 HIDE, SHOW = "\x1b[?25l", "\x1b[?25h"
 
@@ -23,6 +25,11 @@ CHILD = textwrap.dedent(
     import signal, sys, time
     from harness.load.progress import ProgressOutput
 
+    # Ctrl-C as on a terminal, whatever this test's own process was started with: a pytest run
+    # in the background of a non-interactive shell has SIGINT ignored, which the child would
+    # inherit and so sleep through the SIGINT below (Python leaves an ignored SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     how = sys.argv[1]
     if how == "sigterm":  # as a program with its own handler ends on SIGTERM
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -397,6 +397,7 @@ def test_failed_slos_read_as_the_failure_in_an_assertion_message() -> None:
     )
 
 
+@pytest.mark.usefixtures("plots_not_drawn")  # the plots: test_report_plots.py
 def test_a_completed_run_is_judged_and_reported_when_the_engine_did_not(tmp_path: Path) -> None:
     run = build_run(tmp_path)  # one 500 among its responses
     result = result_of(RunOutcome(run, RunStatus.COMPLETED, 0))
@@ -427,6 +428,7 @@ def engine_summary(run: RunDir) -> dict[str, Any]:
     return written
 
 
+@pytest.mark.usefixtures("plots_not_drawn")  # the plots: test_report_plots.py
 def test_the_reports_the_engine_wrote_are_read_not_rewritten(tmp_path: Path) -> None:
     run = build_run(tmp_path)
     written = engine_summary(run)
@@ -436,6 +438,7 @@ def test_the_reports_the_engine_wrote_are_read_not_rewritten(tmp_path: Path) -> 
     assert not run.report_html.exists()
 
 
+@pytest.mark.usefixtures("plots_not_drawn")  # the plots: test_report_plots.py
 def test_the_engine_exit_code_wins_when_it_saw_what_the_report_cannot(tmp_path: Path) -> None:
     run = build_run(tmp_path)
     engine_summary(run)  # the SLOs held; the engine still says 3

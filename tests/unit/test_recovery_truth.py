@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 import pytest
@@ -32,14 +33,16 @@ Request = tuple[float, int]  # (seconds into the run, status); 0 = no response
 
 def buckets_of(requests: Iterable[Request], latency: float = 0.005) -> tuple[Bucket, ...]:
     """File requests by their start time, as the recorder does."""
+    # Counted first, then filed n at a time: a run here is tens of thousands of requests, and
+    # filing each on its own made these the slowest of the unit tests for the same buckets.
+    counted = Counter((math.floor((T0 + t) * 10), status) for t, status in requests)
     found: dict[int, Bucket] = {}
-    for t, status in requests:
-        idx = math.floor((T0 + t) * 10)
+    for (idx, status), n in counted.items():
         bucket = found.setdefault(idx, Bucket(idx))
-        bucket.statuses[status] = bucket.statuses.get(status, 0) + 1
-        bucket.latency.record(latency)
-        bucket.attempts += 1
-        bucket.done += 1
+        bucket.statuses[status] = bucket.statuses.get(status, 0) + n
+        bucket.latency.record(latency, n)
+        bucket.attempts += n
+        bucket.done += n
     return tuple(found[idx] for idx in sorted(found))
 
 

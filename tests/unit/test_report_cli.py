@@ -15,7 +15,11 @@ from harness.record import RunStatus
 
 from .test_report_synthetic import build_run
 
-pytestmark = pytest.mark.unit
+# No module-wide unit mark: tests/unit/conftest.py marks every test unit but those marked
+# integration here (they start processes or wait), which -m unit must leave out.
+# The plots are drawn for real in test_report_plots.py and test_report_html.py; here they
+# would only cost time (tests/unit/conftest.py).
+pytestmark = pytest.mark.usefixtures("plots_not_drawn")
 
 
 def summary_of(run_root: Path) -> dict[str, object]:
@@ -66,6 +70,7 @@ def test_a_bad_step_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "multiple of 0.1 s" in capsys.readouterr().err
 
 
+@pytest.mark.integration  # a Python child
 def test_a_verdict_module_that_cannot_be_imported_fails_loudly_never_passes() -> None:
     # A packaging mistake (the verdict missing or broken) must stop the report, never make a
     # PASS out of nothing judged. In a fresh interpreter, so the real modules stay loaded here.

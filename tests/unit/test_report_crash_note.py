@@ -12,7 +12,9 @@ from harness.report.model import Unjudged
 
 from .test_report_synthetic import build_run
 
-pytestmark = pytest.mark.unit
+# The plots are drawn for real in test_report_plots.py and test_report_html.py; here they
+# would only cost time (tests/unit/conftest.py).
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("plots_not_drawn")]
 
 NO_END = "The run recorded no end"
 UNJUDGED = Unjudged(passed=False, aborted=False, incomplete=True)

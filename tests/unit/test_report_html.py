@@ -35,13 +35,15 @@ class _Links(HTMLParser):
         self.urls += [v or "" for k, v in attrs if k in ("src", "href", "srcset", "action")]
 
 
-def page(tmp_path: Path) -> str:
-    paths = write_reports(build_run(tmp_path), judgement())
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The synthetic run's report.html, plots drawn, written once for the tests that read it."""
+    paths = write_reports(build_run(tmp_path_factory.mktemp("page")), judgement())
     return paths.report_html.read_text(encoding="utf-8")
 
 
-def test_the_page_is_self_contained(tmp_path: Path) -> None:
-    html = page(tmp_path)
+def test_the_page_is_self_contained(page: str) -> None:
+    html = page
     links = _Links()
     links.feed(html)
     assert links.urls, "the plots should be there"
@@ -52,16 +54,16 @@ def test_the_page_is_self_contained(tmp_path: Path) -> None:
     assert "url(" not in html
 
 
-def test_the_embedded_plots_decode(tmp_path: Path) -> None:
-    html = page(tmp_path)
+def test_the_embedded_plots_decode(page: str) -> None:
+    html = page
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(images) == 3
     for encoded in images:
         assert_decodes(base64.b64decode(encoded, validate=True))
 
 
-def test_the_page_names_every_slo_fault_and_phase(tmp_path: Path) -> None:
-    html = page(tmp_path)
+def test_the_page_names_every_slo_fault_and_phase(page: str) -> None:
+    html = page
     for text in (
         "spike-503",
         "no-500s",
@@ -93,6 +95,7 @@ def test_everything_from_the_run_is_escaped(tmp_path: Path) -> None:
     assert "&lt;script&gt;" in html
 
 
+@pytest.mark.usefixtures("plots_not_drawn")  # drawn for real: test_report_plots.py
 def test_a_crashed_run_says_incomplete_loudly(tmp_path: Path) -> None:
     run = build_run(tmp_path, upto=20.0, finish=None)
     # Even a verdict that says nothing of it: the store's status decides.
@@ -104,6 +107,7 @@ def test_a_crashed_run_says_incomplete_loudly(tmp_path: Path) -> None:
     assert "did not end" in html
 
 
+@pytest.mark.usefixtures("plots_not_drawn")  # drawn for real: test_report_plots.py
 def test_an_aborted_run_shows_aborted(tmp_path: Path) -> None:
     run = build_run(tmp_path, upto=20.0, finish=RunStatus.ABORTED, error="guard 5xx-storm")
     html = write_reports(run, judgement(aborted=True)).report_html.read_text(encoding="utf-8")
@@ -111,6 +115,7 @@ def test_an_aborted_run_shows_aborted(tmp_path: Path) -> None:
     assert "guard 5xx-storm" in html
 
 
+@pytest.mark.usefixtures("plots_not_drawn")  # drawn for real: test_report_plots.py
 def test_an_empty_run_still_renders(tmp_path: Path) -> None:
     run = RunDir.create(tmp_path, "empty", clock=lambda: T0)
     with run.writer(clock=lambda: T0 + 1):

@@ -15,7 +15,9 @@ from harness.report.model import Unjudged
 
 from .test_report_synthetic import NO_500S, P99_WARMUP, SPIKE_503, FakeVerdict, build_run, judgement
 
-pytestmark = pytest.mark.unit
+# The plots are drawn for real in test_report_plots.py and test_report_html.py; here they
+# would only cost time (tests/unit/conftest.py).
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("plots_not_drawn")]
 
 # What the common JUnit schema (Jenkins' junit-4.xsd, read by GitHub and GitLab test reporters
 # alike) allows where: children in order, and the attributes each element may carry.

@@ -19,7 +19,9 @@ from harness.verdict.evaluate import Verdict
 
 from .test_report_synthetic import KILL_RECOVERY, build_run, judgement
 
-pytestmark = pytest.mark.unit
+# The plots are drawn for real in test_report_plots.py and test_report_html.py; here they
+# would only cost time (tests/unit/conftest.py).
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("plots_not_drawn")]
 
 
 def verdict(name: str, outcome: str, passed: bool, observed: float | None = None) -> Verdict:

@@ -4,6 +4,7 @@ amplification on an axis of its own, and status colours told apart."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 from matplotlib.colors import to_rgb
@@ -94,10 +95,27 @@ def labels(fig: Figure) -> list[Text]:
     return [t for ax in fig.axes for t in ax.texts if t.get_gid() in LABEL_GIDS]
 
 
+@pytest.fixture(scope="module")
+def crowded() -> Callable[[Callable[[Series], Figure]], Figure]:
+    """The crowded series drawn by a figure function, each drawn once for the module's tests
+    (they read the drawn figure and change nothing on it)."""
+    drawn: dict[Callable[[Series], Figure], Figure] = {}
+
+    def draw(figure: Callable[[Series], Figure]) -> Figure:
+        if figure not in drawn:
+            fig = figure(crowded_series())
+            fig.canvas.draw()  # the boxes as they are on the PNG
+            drawn[figure] = fig
+        return drawn[figure]
+
+    return draw
+
+
 @pytest.mark.parametrize("draw", [requests_figure, latency_figure, ratios_figure])
-def test_no_label_overlaps_another_on_a_crowded_plot(draw: object) -> None:
-    fig = draw(crowded_series())  # type: ignore[operator]
-    fig.canvas.draw()  # the boxes as they are on the PNG
+def test_no_label_overlaps_another_on_a_crowded_plot(
+    draw: Callable[[Series], Figure], crowded: Callable[[Callable[[Series], Figure]], Figure]
+) -> None:
+    fig = crowded(draw)
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     found = labels(fig)
     assert len([t for t in found if t.get_gid() == "fault-label"]) == 4
@@ -108,9 +126,10 @@ def test_no_label_overlaps_another_on_a_crowded_plot(draw: object) -> None:
             assert not a.overlaps(b), f"{text_a!r} overlaps {text_b!r}"
 
 
-def test_every_recovery_label_sits_below_every_fault_label() -> None:
-    fig = requests_figure(crowded_series())
-    fig.canvas.draw()
+def test_every_recovery_label_sits_below_every_fault_label(
+    crowded: Callable[[Callable[[Series], Figure]], Figure],
+) -> None:
+    fig = crowded(requests_figure)
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     found = labels(fig)
     lowest_fault = min(
@@ -143,9 +162,10 @@ def test_each_slo_limit_is_drawn_on_the_plot_that_judges_it() -> None:
     assert slo_labels(requests_figure(series)) == {}
 
 
-def test_retry_amplification_has_its_own_axes_marked_as_a_multiplier() -> None:
-    fig = ratios_figure(crowded_series())
-    fig.canvas.draw()
+def test_retry_amplification_has_its_own_axes_marked_as_a_multiplier(
+    crowded: Callable[[Callable[[Series], Figure]], Figure],
+) -> None:
+    fig = crowded(ratios_figure)
     share, amp = fig.axes
     assert share.get_ylabel() == "503 share"
     assert amp.get_ylabel() == "retry\namplification"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -40,26 +41,55 @@ def assert_decodes(data: bytes) -> None:
         image.verify()  # reads every chunk and checks the CRCs
 
 
-def test_every_plot_of_the_synthetic_run_is_a_png_that_decodes(tmp_path: Path) -> None:
-    plots = render_all(series_of(build_run(tmp_path)))
+@dataclass(frozen=True)
+class Drawn:
+    """The synthetic run's plots, and matplotlib's global state around the drawing."""
+
+    series: Series
+    plots: dict[str, bytes]
+    backend: tuple[str, str]  # before, after, as set (not resolved)
+    pyplot_loaded: tuple[bool, bool]  # before, after
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Drawn:
+    """Drawn once for the tests that read the plots or the state around them."""
+    series = series_of(build_run(tmp_path_factory.mktemp("plots")))
+    pyplot_loaded = "matplotlib.pyplot" in sys.modules
+    backend = _backend_as_set()
+    plots = render_all(series)
+    return Drawn(
+        series,
+        plots,
+        (backend, _backend_as_set()),
+        (pyplot_loaded, "matplotlib.pyplot" in sys.modules),
+    )
+
+
+def _backend_as_set() -> str:
+    # Not matplotlib.get_backend(): resolving a backend left to be chosen automatically imports
+    # pyplot, the very import the test below must see the plots not make.
+    return str(dict.__getitem__(matplotlib.rcParams, "backend"))
+
+
+def test_every_plot_of_the_synthetic_run_is_a_png_that_decodes(synthetic: Drawn) -> None:
+    plots = synthetic.plots
     assert list(plots) == ["requests", "latency", "ratios"]
     for data in plots.values():
         assert_decodes(data)
 
 
-def test_plots_leave_no_global_matplotlib_state_behind(tmp_path: Path) -> None:
-    series = series_of(build_run(tmp_path))
-    backend = matplotlib.get_backend()
-    pyplot_loaded = "matplotlib.pyplot" in sys.modules
-    render_all(series)
-    assert matplotlib.get_backend() == backend
-    if not pyplot_loaded:  # another test may have imported it; we must not
-        assert "matplotlib.pyplot" not in sys.modules
+def test_plots_leave_no_global_matplotlib_state_behind(synthetic: Drawn) -> None:
+    before, after = synthetic.backend
+    assert after == before
+    loaded_before, loaded_after = synthetic.pyplot_loaded
+    if not loaded_before:  # another test may have imported it; we must not
+        assert not loaded_after
 
 
-def test_the_same_series_draws_the_same_bytes(tmp_path: Path) -> None:
-    series = series_of(build_run(tmp_path))
-    assert render_all(series) == render_all(series)
+def test_the_same_series_draws_the_same_bytes(synthetic: Drawn) -> None:
+    # drawn again, maybe many tests after the first time
+    assert render_all(synthetic.series) == synthetic.plots
 
 
 def test_an_empty_run_still_draws_three_plots() -> None:

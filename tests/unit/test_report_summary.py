@@ -22,7 +22,9 @@ from .test_report_synthetic import CREATED, ENDED, T0, build_run, judgement
 
 validator = jsonschema.Draft202012Validator(schema())
 
-pytestmark = pytest.mark.unit
+# The plots are drawn for real in test_report_plots.py and test_report_html.py; here they
+# would only cost time (tests/unit/conftest.py).
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("plots_not_drawn")]
 
 SLO_KEYS = {
     "name",

@@ -13,7 +13,9 @@ from harness.report.html import detail_value
 
 from .test_report_synthetic import T0, build_run, clock_at, judgement
 
-pytestmark = pytest.mark.unit
+# The plots are drawn for real in test_report_plots.py and test_report_html.py; here they
+# would only cost time (tests/unit/conftest.py).
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("plots_not_drawn")]
 
 
 def test_an_offset_reads_as_the_at_column_does() -> None:

@@ -29,7 +29,8 @@ from harness.stack.local import LocalStack
 from harness.stack.processes import ProcessRecord, start_time, state_of
 from harness.stack.state import StackState, StateDir
 
-pytestmark = pytest.mark.unit
+# No module-wide unit mark: tests/unit/conftest.py marks every test unit but those marked
+# integration here (they start processes or wait), which -m unit must leave out.
 
 LOG_TEXT = "the log of someone else's process\n"
 
@@ -96,6 +97,7 @@ def _instance_record(kind: str, target: str, elsewhere: Path) -> dict[str, objec
     }
 
 
+@pytest.mark.integration  # a process, and waits
 def test_a_record_naming_another_state_dir_starts_truncates_and_signals_nothing(
     tmp_path: Path,
     paused_victim: subprocess.Popen[bytes],

@@ -26,7 +26,9 @@ from harness.run.request import RunOutcome
 from harness.run.settle import settle
 from harness.scenario import Scenario
 
-pytestmark = pytest.mark.unit
+# The plots are drawn for real in test_report_plots.py and test_report_html.py; here they
+# would only cost time (tests/unit/conftest.py).
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("plots_not_drawn")]
 
 T0 = 1_700_000_000.0
 FAULTS_LEFT = "faults are still in force"

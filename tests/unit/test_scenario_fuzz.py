@@ -21,6 +21,8 @@ from harness import scenario as model_module
 from harness.errors import BadInputError
 from harness.scenario import Scenario, load_scenario
 
+from .fuzz_budget import examples
+
 pytestmark = pytest.mark.unit
 
 VALID: dict[str, Any] = {
@@ -91,7 +93,7 @@ documents = st.recursive(
 )
 
 FUZZ = settings(
-    max_examples=200,
+    max_examples=examples(200),  # a quarter of it outside CI (fuzz_budget.py)
     deadline=None,
     derandomize=True,  # the same examples in CI every time
     database=None,

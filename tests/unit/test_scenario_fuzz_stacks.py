@@ -20,6 +20,8 @@ from harness import scenario as model_module
 from harness.errors import BadInputError
 from harness.scenario import Scenario, load_scenario
 
+from .fuzz_budget import examples
+
 pytestmark = pytest.mark.unit
 
 PHASES = [
@@ -143,7 +145,7 @@ documents = st.recursive(
     max_leaves=16,
 )
 FUZZ = settings(
-    max_examples=150,
+    max_examples=examples(150),  # a quarter of it outside CI (fuzz_budget.py)
     deadline=None,
     derandomize=True,
     database=None,

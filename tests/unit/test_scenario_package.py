@@ -13,7 +13,8 @@ import harness.scenario
 from harness.faults.model import FaultModel
 from harness.faults.registry import FAULT_ACTIONS, FAULT_FAMILIES, fault_models
 
-pytestmark = pytest.mark.unit
+# No module-wide unit mark: tests/unit/conftest.py marks every test unit but those marked
+# integration here (they start processes or wait), which -m unit must leave out.
 
 
 def test_the_package_exports_exactly_what_it_names() -> None:
@@ -63,6 +64,7 @@ def test_the_union_holds_each_familys_model_once() -> None:
     assert harness.scenario.FAULT_ACTIONS == FAULT_ACTIONS
 
 
+@pytest.mark.integration  # a fresh Python child
 def test_the_fault_models_load_without_the_scenario_package() -> None:
     # faults sits below scenario: importing every fault family must not pull scenario in.
     code = (

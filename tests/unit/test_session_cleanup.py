@@ -14,7 +14,8 @@ import psutil
 import pytest
 from session_cleanup import MARK_ENV, REGISTRY_ENV, registry_dir, sweep_dead_sessions
 
-pytestmark = pytest.mark.unit
+# No module-wide unit mark: tests/unit/conftest.py marks every test unit but those marked
+# integration here (they start processes or wait), which -m unit must leave out.
 
 SLEEP = [sys.executable, "-c", "import time; time.sleep(60)"]
 
@@ -41,6 +42,7 @@ def sleepers() -> Iterator[list[subprocess.Popen[bytes]]]:
         process.wait()
 
 
+@pytest.mark.integration  # processes it kills
 def test_a_dead_sessions_processes_and_dirs_are_swept(
     tmp_path: Path, sleepers: list[subprocess.Popen[bytes]]
 ) -> None:

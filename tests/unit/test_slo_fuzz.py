@@ -20,6 +20,8 @@ from harness.errors import BadInputError
 from harness.verdict.language import parse_guard, parse_slo
 from harness.verdict.model import GuardExpr, SloExpr
 
+from .fuzz_budget import examples
+
 pytestmark = pytest.mark.unit
 
 SLOS = [
@@ -110,7 +112,7 @@ TOKENS = [
 ]
 TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=3)
 FUZZ = settings(
-    max_examples=400,
+    max_examples=examples(400),  # a quarter of it outside CI (fuzz_budget.py)
     deadline=None,
     derandomize=True,  # the same examples in CI every time
     database=None,

@@ -29,7 +29,8 @@ from harness.stack.compose import (
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.unit
+# No module-wide unit mark: tests/unit/conftest.py marks every test unit but those marked
+# integration here (they start processes or wait), which -m unit must leave out.
 
 
 @pytest.fixture
@@ -77,6 +78,7 @@ def test_default_topology_is_the_sample_compose_file() -> None:
         assert f"{backend}:{topology.backend_port}" in upstreams
 
 
+@pytest.mark.integration  # runs the load probe, a Python child
 def test_docker_not_running_makes_a_compose_run_exit_3(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

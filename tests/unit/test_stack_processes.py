@@ -27,7 +27,8 @@ from harness.stack.processes import (
     strays,
 )
 
-pytestmark = pytest.mark.unit
+# No module-wide unit mark: tests/unit/conftest.py marks every test unit but those marked
+# integration here (they start processes or wait), which -m unit must leave out.
 
 NOWHERE = Endpoint("127.0.0.1", 0)
 SLEEPER = [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"]
@@ -144,6 +145,7 @@ def test_stop_ends_a_paused_process(tmp_path: Path, started: list[ProcessRecord]
     assert not psutil.pid_exists(record.pid)  # reaped, not left a zombie
 
 
+@pytest.mark.integration  # waits out the grace
 def test_stop_kills_a_process_that_ignores_its_stop_signal(
     tmp_path: Path, started: list[ProcessRecord]
 ) -> None:

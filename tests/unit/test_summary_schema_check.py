@@ -14,7 +14,9 @@ from summary_schema_check import summary_problems
 from harness.record import RunDir, RunStatus
 from harness.report import judge_stored, write_reports
 
-pytestmark = pytest.mark.unit
+# The plots are drawn for real in test_report_plots.py and test_report_html.py; here they
+# would only cost time (tests/unit/conftest.py).
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("plots_not_drawn")]
 pytest_plugins = ["pytester"]
 
 

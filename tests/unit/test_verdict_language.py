@@ -34,6 +34,8 @@ from harness.verdict.model import (
     Window,
 )
 
+from .fuzz_budget import examples
+
 pytestmark = pytest.mark.unit
 
 EXAMPLES = [
@@ -452,14 +454,14 @@ def _outcome(parse: object, text: str) -> None:
     assert "\n" not in message
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)  # fewer outside CI: fuzz_budget.py
 @given(st.text(max_size=120))
 def test_arbitrary_text_raises_nothing_but_bad_input(text: str) -> None:
     _outcome(parse_slo, text)
     _outcome(parse_guard, text)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)  # fewer outside CI: fuzz_budget.py
 @given(st.lists(st.sampled_from(_PIECES), max_size=14).map(" ".join))
 def test_near_misses_of_the_grammar_raise_nothing_but_bad_input(text: str) -> None:
     _outcome(parse_slo, text)
