@@ -78,6 +78,11 @@ class CapacityRequest:
     state_dir: Path = DEFAULT_STATE_DIR
     # Hosts besides loopback the load may reach (--allow-target), on top of the scenario's.
     allow_targets: tuple[str, ...] = ()
+    # The live metrics endpoint of each search's run and --otel, as `harness run` takes them.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    metrics_linger_s: float = 15.0
+    otel: bool = False
 
 
 def settings(scenario: Scenario, request: CapacityRequest) -> Capacity:
@@ -208,6 +213,10 @@ def search(
             state_dir=request.state_dir,
             extensions=extensions_for(stair),
             source=str(path),
+            metrics_host=request.metrics_host,
+            metrics_port=request.metrics_port,
+            metrics_linger_s=request.metrics_linger_s,
+            otel=request.otel,
         ),
         say=tell,
         console=quiet,

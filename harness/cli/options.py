@@ -11,6 +11,7 @@ every command name theirs (``HARNESS_STATE_DIR``, ``HARNESS_ALLOW_TARGETS``).
 from __future__ import annotations
 
 import functools
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +27,14 @@ from harness.stack.ports import StackPorts
 from harness.stack.state import DEFAULT_STATE_DIR
 
 __all__ = [
+    "GAMEDAY_METRICS_PORT",
     "PORT_FLAGS",
     "PortFlag",
     "allow_target_option",
     "compose_file_option",
     "duration",
     "given_ports",
+    "live_metrics_options",
     "port_options",
     "project_option",
     "reports_option",
@@ -314,3 +317,87 @@ def duration(flag: str, *, blank_is_none: bool = False) -> Callable[..., float |
             raise BadInputError(f"{flag}: {exc}") from None
 
     return parse
+
+
+# --- live metrics and telemetry -------------------------------------------------------------
+
+# A game day's live metrics, on by default: a fixed port, so a Prometheus scrape config written
+# once keeps working (next to Locust's web UI on 8089; 0 picks a free one).
+GAMEDAY_METRICS_PORT: Final = 9646
+
+
+def _metrics_port(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``off`` (or empty): no endpoint; else a port, 0 for any free one."""
+    if value is None or value.strip().lower() in ("", "off"):
+        return None
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise BadInputError(
+            f"--metrics-port: expected a port (0: any free one) or off, got {value!r}"
+        )
+    return port
+
+
+def _metrics_host(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An address to listen on, checked as every host of the harness is (``normalize_host``),
+    and literal: a name other than localhost could resolve anywhere, or to several places."""
+    host = normalize_host(value, "--metrics-host")
+    if host == "localhost" or host.endswith(".localhost"):
+        return "127.0.0.1"  # a name for loopback (RFC 6761): its address, which binds once
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise BadInputError(
+            f"--metrics-host: expected an address to listen on (127.0.0.1, ::1, 0.0.0.0), "
+            f"got {value!r}"
+        ) from None
+    return host
+
+
+def live_metrics_options(default_port: str, *, linger: bool = True) -> Callable[[F], F]:
+    """``--metrics-port``, ``--metrics-host`` (and ``--metrics-linger``) and ``--otel``: the
+    run's OpenMetrics endpoint on the Locust master (harness.run.live_metrics), Locust's own
+    OpenTelemetry instrumentation. ``default_port``: ``off``, or the port a game day uses."""
+    options = [
+        click.option(
+            "--metrics-port",
+            default=default_port,
+            callback=_metrics_port,
+            metavar="PORT|off",
+            show_envvar=True,
+            help="Serve the run's live metrics (OpenMetrics, for Prometheus) on this port of "
+            "the Locust master, at /metrics; 0: any free port (the URL is printed); off: none.",
+        ),
+        click.option(
+            "--metrics-host",
+            default="127.0.0.1",
+            callback=_metrics_host,
+            show_envvar=True,
+            help="Address the live metrics listen on (0.0.0.0: every interface).",
+        ),
+    ]
+    if linger:
+        options.append(
+            click.option(
+                "--metrics-linger",
+                default="15s",
+                callback=duration("--metrics-linger"),
+                show_envvar=True,
+                help="After the load, keep serving the final values until a scrape has read "
+                "them, this long at most (only when the endpoint was scraped during the run).",
+            )
+        )
+    options.append(
+        click.option(
+            "--otel",
+            is_flag=True,
+            default=False,
+            show_envvar=True,
+            help="Turn on Locust's own OpenTelemetry instrumentation in every Locust process "
+            "(needs `pip install 'locust[otel]'`; the collector from the OTEL_* variables).",
+        )
+    )
+    return _stacked(*options)

@@ -26,10 +26,30 @@ def proxy() -> None:
     default=None,
     help="JSON array of proxies to create at start (the format of /populate).",
 )
-def proxy_serve(host: str, port: int, config_file: Path | None) -> ExitCode:
+@click.option(
+    "--proxy-metrics",
+    is_flag=True,
+    show_envvar=True,
+    help="Serve GET /metrics with the bytes each proxy moved (Toxiproxy's -proxy-metrics).",
+)
+@click.option(
+    "--runtime-metrics",
+    is_flag=True,
+    show_envvar=True,
+    help="Serve GET /metrics with process and Python runtime metrics (-runtime-metrics).",
+)
+def proxy_serve(
+    host: str, port: int, config_file: Path | None, proxy_metrics: bool, runtime_metrics: bool
+) -> ExitCode:
     """Run the embedded Toxiproxy server in the foreground until SIGINT or SIGTERM."""
     # deferred: aiohttp, for this command alone
     from harness.proxy.server import serve_forever
 
-    serve_forever(host=host, port=port, config_file=config_file)
+    serve_forever(
+        host=host,
+        port=port,
+        config_file=config_file,
+        proxy_metrics=proxy_metrics,
+        runtime_metrics=runtime_metrics,
+    )
     return ExitCode.OK

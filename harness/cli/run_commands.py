@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from harness.cli.options import (
+    GAMEDAY_METRICS_PORT,
     allow_target_option,
     compose_file_option,
     duration,
     given_ports,
+    live_metrics_options,
     port_options,
     project_option,
     reports_option,
@@ -29,6 +32,7 @@ from harness.cli.output import console
 from harness.exit_codes import ExitCode
 from harness.faults.targets import check_record
 from harness.load.launch import WorkerArgs
+from harness.load.otel import check_otel
 from harness.safety import run_policy
 
 if TYPE_CHECKING:
@@ -92,6 +96,7 @@ _SCENARIO = click.Path(dir_okay=False, path_type=Path)
     "ref) in the history of --reports, as `harness compare` does; exit 1 when either fails.",
 )
 @allow_target_option
+@live_metrics_options("off")
 @port_options
 def run_command(
     scenario: Path,
@@ -107,6 +112,10 @@ def run_command(
     worker_timeout: float,
     baseline: str | None,
     allow_targets: tuple[str, ...],
+    metrics_port: int | None,
+    metrics_host: str,
+    metrics_linger: float,
+    otel: bool,
     ports: dict[str, Any],
 ) -> int:
     """Run SCENARIO: bring the stack up, drive the load through its phases, inject its faults,
@@ -134,6 +143,8 @@ def run_command(
         from harness.report.baseline import check_baseline_spec  # deferred: as above
 
         check_baseline_spec(baseline)  # a name that can mean no run: exit 2 before any load
+    if otel:
+        check_otel()
     chosen = resolve_scenario(scenario, ScenarioOverrides(workers, stack_kind, allow_targets))
     outcome = run(
         chosen,
@@ -151,6 +162,10 @@ def run_command(
             source=str(scenario),
             ports=given_ports(ports),
             baseline=baseline,
+            metrics_host=metrics_host,
+            metrics_port=metrics_port,
+            metrics_linger_s=metrics_linger,
+            otel=otel,
         ),
     )
     error = outcome.detail.get("error")
@@ -218,6 +233,7 @@ def validate_command(
     help="Port of the web UI; 0: any free port.",
 )
 @allow_target_option
+@live_metrics_options(str(GAMEDAY_METRICS_PORT))
 def gameday_command(
     scenario: Path,
     workers: int | None,
@@ -227,6 +243,10 @@ def gameday_command(
     web_host: str,
     web_port: int,
     allow_targets: tuple[str, ...],
+    metrics_port: int | None,
+    metrics_host: str,
+    metrics_linger: float,
+    otel: bool,
 ) -> int:
     """Run SCENARIO as a game day: the load and scheduled faults of `harness run`, plus Locust's
     web UI with a chaos page (its URL, with the token, is printed) to inject any fault of the
@@ -241,9 +261,22 @@ def gameday_command(
     from harness.gameday.runner import run_gameday
     from harness.run.request import RunRequest, ScenarioOverrides  # deferred: as above
 
+    if otel:
+        check_otel()
     outcome = run_gameday(
         scenario,
-        RunRequest(reports=reports, state_dir=state_dir, web_host=web_host, web_port=web_port),
+        RunRequest(
+            reports=reports,
+            state_dir=state_dir,
+            web_host=web_host,
+            web_port=web_port,
+            metrics_host=metrics_host,
+            metrics_port=metrics_port,
+            metrics_linger_s=metrics_linger,
+            # The default port taken (another game day, any program): a free one, said.
+            metrics_fallback=_defaulted("metrics_port"),
+            otel=otel,
+        ),
         ScenarioOverrides(workers, stack_kind, allow_targets),
     )
     error = outcome.detail.get("error")
@@ -296,6 +329,7 @@ def gameday_command(
 @reports_option("capacity directory")
 @state_dir_option
 @allow_target_option
+@live_metrics_options("off")
 def capacity_command(
     scenario: Path,
     start: float | None,
@@ -306,6 +340,10 @@ def capacity_command(
     reports: Path,
     state_dir: Path,
     allow_targets: tuple[str, ...],
+    metrics_port: int | None,
+    metrics_host: str,
+    metrics_linger: float,
+    otel: bool,
 ) -> int:
     """Find the breaking point of SCENARIO (load.model: open): step the offered load up, judge
     the scenario's SLOs over each step, stop at the first step that breaks, report the last load
@@ -318,6 +356,8 @@ def capacity_command(
     # deferred: pydantic, the Toxiproxy client (requests) and lark, see the module docstring
     from harness.capacity import CapacityRequest, run_capacity
 
+    if otel:
+        check_otel()
     outcome = run_capacity(
         CapacityRequest(
             scenario=scenario,
@@ -329,6 +369,10 @@ def capacity_command(
             reports=reports,
             state_dir=state_dir,
             allow_targets=allow_targets,
+            metrics_host=metrics_host,
+            metrics_port=metrics_port,
+            metrics_linger_s=metrics_linger,
+            otel=otel,
         ),
         tell=lambda line: click.echo(f"harness: {line}", err=True),
     )
@@ -358,7 +402,15 @@ def capacity_command(
     show_envvar=True,
     help="The scenario's locustfile, when this machine has a copy.",
 )
-def worker(master_host: str, master_port: int, locustfile: Path | None) -> NoReturn:
+@click.option(
+    "--otel",
+    is_flag=True,
+    default=False,
+    show_envvar=True,
+    help="Locust's own OpenTelemetry instrumentation, as the run's --otel (needs "
+    "`pip install 'locust[otel]'`).",
+)
+def worker(master_host: str, master_port: int, locustfile: Path | None, otel: bool) -> NoReturn:
     """Run a Locust worker with the harness recorder for a remote `harness run` (scale-out).
 
     It connects to the master, runs the users the master gives it, ships what it records, and
@@ -367,7 +419,9 @@ def worker(master_host: str, master_port: int, locustfile: Path | None) -> NoRet
     # deferred: pydantic and the Toxiproxy client (requests), see the module docstring
     from harness.run.children import exec_worker
 
-    exec_worker(WorkerArgs(master_host, master_port, locustfile))
+    if otel:
+        check_otel()
+    exec_worker(WorkerArgs(master_host, master_port, locustfile, otel=otel))
 
 
 @click.command("report", context_settings={"show_default": True})
@@ -426,3 +480,9 @@ def rollback(state_dir: Path, allow_targets: tuple[str, ...]) -> ExitCode:
         click.echo(f"unreadable: {problem}")
     click.echo(result.summary)
     return ExitCode.OK if result.clean else ExitCode.INFRASTRUCTURE
+
+
+def _defaulted(param: str) -> bool:
+    """Whether the current command's ``param`` took its default (no flag, no variable)."""
+    source = click.get_current_context().get_parameter_source(param)
+    return source in (None, ParameterSource.DEFAULT)

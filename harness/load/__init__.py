@@ -13,6 +13,8 @@ Only pure-Python modules may be imported from outside a Locust process; those th
     guarding            the live guards         users    RetryingHttpUser, NaiveRetryUser
     timeline            the fault timeline      open_model  the open (arrival-rate) model
     lifeline            stop when the run dies
+    live_metrics        the live metrics' families
+    otel                --otel: Locust's own OpenTelemetry
 
 The master's process is :mod:`harness.run.master`: it hands this layer the fault timeline and
 the live guard evaluator as protocols (:mod:`~harness.load.timeline`,

@@ -66,6 +66,15 @@ class MasterArgs:
     web_port: int = 8089
     # Modules the master imports to attach to the run's hooks (harness.run.hooks), in order.
     extensions: tuple[str, ...] = ()
+    # The live metrics endpoint (harness.run.live_metrics): -1 none, 0 any free port. Linger:
+    # how long it waits, at the end, for a scrape of the final values.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = -1
+    metrics_linger_s: float = 0.0
+    # The port is only a default (a game day's): when it is taken, any free one, said.
+    metrics_fallback: bool = False
+    # Locust's own OpenTelemetry instrumentation (harness.load.otel), in every Locust process.
+    otel: bool = False
 
     def argv(self) -> list[str]:
         out = [
@@ -95,6 +104,13 @@ class MasterArgs:
             out += ["--web-host", self.web_host, "--web-port", str(self.web_port)]
         for extension in self.extensions:
             out += ["--extension", extension]
+        if self.metrics_port >= 0:
+            out += ["--metrics-host", self.metrics_host, "--metrics-port", str(self.metrics_port)]
+            out += ["--metrics-linger", repr(self.metrics_linger_s)]
+            if self.metrics_fallback:
+                out.append("--metrics-fallback")
+        if self.otel:
+            out.append("--otel")
         return out
 
     @classmethod
@@ -120,6 +136,11 @@ class MasterArgs:
             default=[],
             help="a module to attach to the run's hooks (repeatable)",
         )
+        parser.add_argument("--metrics-host", default="127.0.0.1")
+        parser.add_argument("--metrics-port", type=int, default=-1, help="-1: no endpoint")
+        parser.add_argument("--metrics-linger", type=float, default=0.0)
+        parser.add_argument("--metrics-fallback", action="store_true")
+        parser.add_argument("--otel", action="store_true", help="Locust's OpenTelemetry")
         ns = parser.parse_args(argv)
         return cls(
             run_dir=ns.run_dir,
@@ -134,6 +155,11 @@ class MasterArgs:
             web_host=ns.web_host,
             web_port=ns.web_port,
             extensions=tuple(ns.extension),
+            metrics_host=ns.metrics_host,
+            metrics_port=ns.metrics_port,
+            metrics_linger_s=ns.metrics_linger,
+            metrics_fallback=ns.metrics_fallback,
+            otel=ns.otel,
         )
 
 
@@ -145,6 +171,7 @@ class WorkerArgs:
     master_host: str
     master_port: int = DEFAULT_MASTER_PORT
     locustfile: Path | None = None
+    otel: bool = False
 
     def argv(self) -> list[str]:
         out = [
@@ -158,6 +185,8 @@ class WorkerArgs:
         ]
         if self.locustfile is not None:
             out += ["--locustfile", str(self.locustfile)]
+        if self.otel:
+            out.append("--otel")
         return out
 
     @classmethod
@@ -169,8 +198,9 @@ class WorkerArgs:
         parser.add_argument("--master-host", required=True)
         parser.add_argument("--master-port", type=int, default=DEFAULT_MASTER_PORT)
         parser.add_argument("--locustfile", type=Path, default=None)
+        parser.add_argument("--otel", action="store_true", help="Locust's OpenTelemetry")
         ns = parser.parse_args(argv)
-        return cls(ns.master_host, ns.master_port, ns.locustfile)
+        return cls(ns.master_host, ns.master_port, ns.locustfile, ns.otel)
 
 
 def write_master_file(run_dir: Path, *, host: str, port: int | None) -> None:

@@ -31,6 +31,7 @@ from harness.exit_codes import ExitCode
 from harness.load.entry import configure_logging, load_user_classes
 from harness.load.launch import WorkerArgs
 from harness.load.lifeline import watch_parent
+from harness.load.otel import enable_otel
 from harness.load.plugin import WorkerPlugin
 from harness.safety import guard_sockets, host_of, run_policy
 
@@ -51,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             guard_sockets(run_policy(()), extra_hosts=target.hosts)
             locustfile = args.locustfile or _fetch_locustfile(args, Path(scratch))
             user_classes = load_user_classes(locustfile)
+            if args.otel:  # the requests are made here: Locust's instrumentation goes here
+                enable_otel(str(locustfile))
         except HarnessError as exc:
             print(f"harness worker: {exc}", file=sys.stderr)
             return exc.exit_code

@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from harness.proxy.lease import Lease, LeaseError
+from harness.proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from harness.proxy.proxy import ApiError, Proxy, ProxyCollection, toxic_exists, toxic_not_found
 from harness.proxy.toxics import TOXIC_TYPES, ToxicConfig, ToxicInputError
 from harness.safety import json_depth_problem
@@ -353,6 +354,15 @@ async def version(request: web.Request) -> web.Response:
     return response
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """The Prometheus text format 0.0.4, for any method and whatever ``Accept`` asks (the real
+    server's promhttp handler does not negotiate OpenMetrics). Routed only when the server was
+    started with ``--proxy-metrics`` or ``--runtime-metrics``."""
+    response = web.Response(body=_collection(request).metrics.exposition())
+    response.headers["Content-Type"] = METRICS_CONTENT_TYPE
+    return response
+
+
 async def capabilities(request: web.Request) -> web.Response:
     """What this server adds to Toxiproxy 2.12.0, for clients that adapt to it; the real server
     answers 404 here. ``leases``: toxics attached to a lease are removed when it is not renewed
@@ -497,6 +507,8 @@ def build_app(collection: ProxyCollection) -> web.Application:
         ("POST", "/harness/leases/{lease}", lease_renew),
         ("DELETE", "/harness/leases/{lease}", lease_release),
     ]
+    if collection.metrics.enabled:
+        routes.append(("*", "/metrics", metrics))
     for method, path, handler in routes:
         app.router.add_route(method, path, handler)
     app.cleanup_ctx.append(_lease_sweeper)

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from harness.proxy.http_wire import HttpExchange
 from harness.proxy.link import Link, Side
+from harness.proxy.metrics import ByteMeter
 from harness.proxy.toxics import DOWNSTREAM, UPSTREAM, ToxicConfig, ToxicStage
 
 __all__ = ["Connection", "ConnectionOwner"]
@@ -32,6 +33,8 @@ class ConnectionOwner(Protocol):
     def upstream_address(self) -> tuple[str, int]: ...
 
     def toxic_list(self) -> list[ToxicConfig]: ...
+
+    def byte_meter(self, direction: str) -> ByteMeter: ...
 
 
 class Connection:
@@ -67,8 +70,8 @@ class Connection:
             # The real server closes the client at once when the upstream cannot be dialled.
             self.close_side(self.client)
             return
-        up = Link(self, UPSTREAM, self.client, self.upstream)
-        down = Link(self, DOWNSTREAM, self.upstream, self.client)
+        up = Link(self, UPSTREAM, self.client, self.upstream, self.proxy.byte_meter(UPSTREAM))
+        down = Link(self, DOWNSTREAM, self.upstream, self.client, self.proxy.byte_meter(DOWNSTREAM))
         self.client.inbound = up
         self.upstream.inbound = down
         self.links = {UPSTREAM: up, DOWNSTREAM: down}

@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Literal
 from harness.errors import BadInputError, InfrastructureError
 
 Kind = Literal["auto", "real", "embedded"]
+Metrics = Literal["proxy", "runtime"]
 
 # Where a real server may be: the name the release binaries and packages use, then the name
 # `go install github.com/Shopify/toxiproxy/v2/cmd/server` gives it.
@@ -132,17 +133,18 @@ def _command(
     host: str,
     port: int,
     config_file: Path | None,
+    metrics: tuple[str, ...] = (),
 ) -> list[str]:
     if kind == "real":
         assert binary is not None
         cmd = [str(binary), "-host", host, "-port", str(port)]
         if config_file is not None:
             cmd += ["-config", str(config_file)]
-        return cmd
+        return cmd + [f"-{name}-metrics" for name in metrics]
     cmd = [sys.executable, "-m", "harness", "proxy", "serve", "--host", host, "--port", str(port)]
     if config_file is not None:
         cmd += ["--config", str(config_file)]
-    return cmd
+    return cmd + [f"--{name}-metrics" for name in metrics]
 
 
 def start_toxiproxy(
@@ -153,8 +155,11 @@ def start_toxiproxy(
     binary: str | os.PathLike[str] | None = None,
     config_file: Path | None = None,
     log_file: Path | None = None,
+    metrics: Iterable[Metrics] = (),
 ) -> tuple[RunningToxiproxy, subprocess.Popen[bytes]]:
-    """Start a server and return once its API answers. The caller owns the process."""
+    """Start a server and return once its API answers. The caller owns the process.
+    ``metrics`` names the ``GET /metrics`` sets to turn on: ``proxy``, ``runtime`` (the real
+    server's ``-proxy-metrics``, ``-runtime-metrics``)."""
     real_binary: Path | None = None
     if kind in ("auto", "real"):
         real_binary = find_real_toxiproxy(binary)
@@ -169,7 +174,7 @@ def start_toxiproxy(
     elif not port_is_free(host, port):
         raise InfrastructureError(f"toxiproxy API port {host}:{port} is already in use")
 
-    cmd = _command(chosen, real_binary, host, port, config_file)
+    cmd = _command(chosen, real_binary, host, port, config_file, tuple(metrics))
     log = open(log_file, "ab") if log_file is not None else subprocess.DEVNULL  # noqa: SIM115
     try:
         process = subprocess.Popen(
@@ -212,10 +217,17 @@ def running_toxiproxy(
     binary: str | os.PathLike[str] | None = None,
     config_file: Path | None = None,
     log_file: Path | None = None,
+    metrics: Iterable[Metrics] = (),
 ) -> Iterator[RunningToxiproxy]:
     """A Toxiproxy server for the duration of the ``with`` block, stopped on every way out."""
     running, process = start_toxiproxy(
-        kind=kind, host=host, port=port, binary=binary, config_file=config_file, log_file=log_file
+        kind=kind,
+        host=host,
+        port=port,
+        binary=binary,
+        config_file=config_file,
+        log_file=log_file,
+        metrics=metrics,
     )
     try:
         yield running

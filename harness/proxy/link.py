@@ -16,8 +16,9 @@ connection's :class:`~harness.proxy.http_wire.HttpExchange` (``Link.filter``), w
 through :meth:`Link.pass_on`, possibly with a time before which it may not go (an HTTP delay).
 
 The package's dependencies run one way: ``proxy`` → ``connection`` → ``link`` → ``http_wire`` →
-``toxics``. Sides and links see their connection (:mod:`harness.proxy.connection`) only through the
-:class:`LinkOwner` protocol declared here, and the toxics see a stage only through
+``toxics``; any of them may use ``metrics``, which imports none of them. Sides and links see
+their connection (:mod:`harness.proxy.connection`) only through the :class:`LinkOwner` protocol
+declared here, and the toxics see a stage only through
 :class:`~harness.proxy.toxics.ToxicStage`.
 """
 
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from harness.proxy.http_wire import LinkFilter
+from harness.proxy.metrics import ByteMeter
 from harness.proxy.toxics import ToxicConfig
 
 __all__ = ["Link", "LinkOwner", "Side", "Stage"]
@@ -201,7 +203,14 @@ class Side(asyncio.Protocol):
 class Link:
     """One direction of a connection: read from ``source``, toxics, write to ``dest``."""
 
-    def __init__(self, connection: LinkOwner, direction: str, source: Side, dest: Side) -> None:
+    def __init__(
+        self,
+        connection: LinkOwner,
+        direction: str,
+        source: Side,
+        dest: Side,
+        meter: ByteMeter | None = None,
+    ) -> None:
         self.connection = connection
         self.direction = direction
         self.source = source
@@ -211,6 +220,8 @@ class Link:
         self.fast = True  # no active stage and nothing queued: write straight through
         self.filter: LinkFilter | None = None  # the HTTP exchange, while an http toxic is active
         self.received = 0  # bytes read from the source (the HTTP exchange spots pipelining by it)
+        # The /metrics byte counters of this link's labels: one int add per chunk, nothing more.
+        self.meter = meter if meter is not None else ByteMeter()
         # (data, time read, loop time before which it may not go on: 0 for at once)
         self._queue: deque[tuple[bytes, float, float]] = deque()
         self._queued_bytes = 0
@@ -272,6 +283,9 @@ class Link:
     # -- input --------------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
+        # Counted before the check: a link a toxic closed still reads (and drops) what comes,
+        # and the real server counts every byte it read from the source.
+        self.meter.received += len(data)
         if self.input_closed:
             return
         self.received += len(data)
@@ -289,6 +303,7 @@ class Link:
             transport = self.dest.transport
             if transport is not None and not self.dest_closed and not self.dest.closed:
                 transport.write(data)
+                self.meter.sent += len(data)
             return
         self.fast = False  # what comes after must queue behind this
         self._queue.append((data, self.loop.time(), not_before))
@@ -415,6 +430,7 @@ class Link:
         if self.dest_closed or transport is None or not data:
             return
         transport.write(data)
+        self.meter.sent += len(data)
         await self.dest.drain()
 
     # -- closing ------------------------------------------------------------------------------

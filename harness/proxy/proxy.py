@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.proxy.connection import Connection
 from harness.proxy.lease import Lease, LeaseTable
+from harness.proxy.metrics import ByteMeter, ProxyByteCounters, ServerMetrics
 from harness.proxy.toxics import DOWNSTREAM, UPSTREAM, ToxicConfig
 
 
@@ -79,7 +80,15 @@ def resolve_listen(address: str, default_host: str) -> tuple[str, int]:
 class Proxy:
     """A listener that forwards every connection to ``upstream`` through its toxics."""
 
-    def __init__(self, name: str, listen: str, upstream: str, *, default_host: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        listen: str,
+        upstream: str,
+        *,
+        default_host: str,
+        byte_counters: ProxyByteCounters | None = None,
+    ) -> None:
         self.name = name
         self.listen = listen
         self.upstream = upstream
@@ -94,6 +103,7 @@ class Proxy:
         # The lease it was disabled under (an extension): when the lease ends, it is enabled
         # again. "" when enabled, or disabled without a lease.
         self.lease = ""
+        self.byte_counters = byte_counters or ProxyByteCounters(enabled=False)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -148,6 +158,11 @@ class Proxy:
 
     def upstream_address(self) -> tuple[str, int]:
         return split_host_port(self.upstream)
+
+    def byte_meter(self, direction: str) -> ByteMeter:
+        # The labels as the connection starts, as the real server takes them: a new listen or
+        # upstream restarts the proxy and drops its connections, so they cannot go stale.
+        return self.byte_counters.meter(direction, self.name, self.listen, self.upstream)
 
     def differs(self, listen: str, upstream: str) -> bool:
         """Whether an update or /populate entry changes where this proxy listens or forwards."""
@@ -208,8 +223,15 @@ class Proxy:
 class ProxyCollection:
     """Every proxy of the server, by name."""
 
-    def __init__(self, default_host: str, leases: LeaseTable | None = None) -> None:
+    def __init__(
+        self,
+        default_host: str,
+        leases: LeaseTable | None = None,
+        metrics: ServerMetrics | None = None,
+    ) -> None:
         self.default_host = default_host
+        # What GET /metrics serves; without flags it has no route, as on the real server.
+        self.metrics = metrics if metrics is not None else ServerMetrics()
         self.proxies: dict[str, Proxy] = {}
         self.lock = asyncio.Lock()
         self.leases = leases if leases is not None else LeaseTable()
@@ -221,7 +243,13 @@ class ProxyCollection:
         return proxy
 
     def new_proxy(self, name: str, listen: str, upstream: str) -> Proxy:
-        return Proxy(name, listen, upstream, default_host=self.default_host)
+        return Proxy(
+            name,
+            listen,
+            upstream,
+            default_host=self.default_host,
+            byte_counters=self.metrics.bytes,
+        )
 
     async def add(self, proxy: Proxy, *, start: bool) -> None:
         if proxy.name in self.proxies:

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from harness.errors import BadInputError, InfrastructureError
 from harness.proxy.api import build_app
+from harness.proxy.metrics import ServerMetrics
 from harness.proxy.proxy import ApiError, ProxyCollection
 
 
@@ -58,11 +59,15 @@ async def populate_from(collection: ProxyCollection, entries: list[dict[str, Any
 
 @contextlib.asynccontextmanager
 async def running_server(
-    host: str = "127.0.0.1", port: int = 8474, config: list[dict[str, Any]] | None = None
+    host: str = "127.0.0.1",
+    port: int = 8474,
+    config: list[dict[str, Any]] | None = None,
+    *,
+    metrics: ServerMetrics | None = None,
 ) -> AsyncIterator[tuple[ProxyCollection, int]]:
     """The API and the configured proxies, torn down on exit. Yields the collection and the
-    API's bound port (useful with ``port=0``)."""
-    collection = ProxyCollection(default_host=host)
+    API's bound port (useful with ``port=0``). ``metrics`` with a flag on adds ``GET /metrics``."""
+    collection = ProxyCollection(default_host=host, metrics=metrics)
     runner = web.AppRunner(build_app(collection), access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -86,12 +91,17 @@ async def running_server(
         await runner.cleanup()
 
 
-async def serve(host: str, port: int, config: list[dict[str, Any]] | None) -> None:
+async def serve(
+    host: str,
+    port: int,
+    config: list[dict[str, Any]] | None,
+    metrics: ServerMetrics | None = None,
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with running_server(host, port, config) as (collection, bound):
+    async with running_server(host, port, config, metrics=metrics) as (collection, bound):
         print(
             f"embedded toxiproxy: API on http://{host}:{bound}, {len(collection.proxies)} proxies",
             file=sys.stderr,
@@ -111,8 +121,16 @@ def _run(coro: Any) -> None:
 
 
 def serve_forever(
-    host: str = "127.0.0.1", port: int = 8474, config_file: Path | None = None
+    host: str = "127.0.0.1",
+    port: int = 8474,
+    config_file: Path | None = None,
+    *,
+    proxy_metrics: bool = False,
+    runtime_metrics: bool = False,
 ) -> None:
-    """Serve in the foreground until SIGINT or SIGTERM."""
+    """Serve in the foreground until SIGINT or SIGTERM. Either metrics flag serves
+    ``GET /metrics`` (:mod:`harness.proxy.metrics`), as Toxiproxy's ``-proxy-metrics`` and
+    ``-runtime-metrics`` do."""
     config = load_config(config_file) if config_file is not None else None
-    _run(serve(host, port, config))
+    metrics = ServerMetrics(proxy_metrics=proxy_metrics, runtime_metrics=runtime_metrics)
+    _run(serve(host, port, config, metrics))

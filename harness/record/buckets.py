@@ -156,6 +156,11 @@ class Bucket:
         """Add ``other``'s counts to this bucket (in place). Both must be the same 100 ms."""
         if other.idx != self.idx:
             raise ValueError(f"cannot merge bucket {other.idx} into bucket {self.idx}")
+        self.add_counts(other)
+
+    def add_counts(self, other: Bucket) -> None:
+        """Add ``other``'s counts whatever its 100 ms: a sum over time (the live metrics' run
+        totals) rather than two parts of one bucket."""
         statuses = self.statuses
         for code, n in other.statuses.items():
             statuses[code] = statuses.get(code, 0) + n
@@ -364,6 +369,44 @@ class BucketRecorder:
         elif final and not self._log_all_attempts:
             return  # the common case ends here: a request that took one attempt
         self._record_in_log(t_start, latency_s, status, attempt, retry_after, logical_id, final)
+
+    def record_one(
+        self, t_start: float, latency_s: float, status: int, ok: bool, logical_id: str | int
+    ) -> None:
+        """:meth:`record_attempt` of a request that took one attempt and whose response carried
+        no Retry-After: ``record_attempt(t_start, latency_s, status, 1, None, logical_id, True,
+        ok)`` with the branches that cannot apply left out. Nearly every request is one, so the
+        worker's hook takes this path; test_buckets holds the two in agreement.
+        """
+        idx = _floor(t_start * BUCKETS_PER_SECOND)
+        if idx == self._last_idx:
+            bucket = self._last
+        else:
+            found = self._buckets.get(idx)
+            if found is None:
+                found = self._buckets[idx] = Bucket(idx)
+            bucket = self._last = found
+            self._last_idx = idx
+
+        statuses = bucket.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        if latency_s >= MIN_VALUE:
+            if latency_s < MAX_VALUE:
+                index = 1 + int((_log(latency_s) - _LOG_MIN) * _INV_LOG_GAMMA)
+            else:
+                index = TOP_INDEX
+        else:
+            index = 0
+        histogram = bucket.latency
+        counts = histogram.counts
+        counts[index] = counts.get(index, 0) + 1
+        histogram._count += 1
+        bucket.attempts += 1
+        bucket.done += 1
+        if not ok:
+            bucket.failed += 1
+        if self._log_all_attempts:
+            self._record_in_log(t_start, latency_s, status, 1, None, logical_id, True)
 
     def _record_in_log(
         self,

@@ -14,6 +14,7 @@
     conclude    judge, reports, verdict table, exit code
     hooks       the catalogue of hooks in the Locust master; extensions attach there
     master      the Locust master's process: python -m harness.run.master
+    live_metrics  the extension serving the run's live metrics (--metrics-port), master only
 
 Nothing is imported here on purpose: ``python -m harness.run.master`` imports this package before
 the master module, and the master must import Locust (which monkey-patches the standard library

@@ -119,7 +119,9 @@ def run_locust(
         if local_workers:
             port = _wait_for_master_port(run_dir, master, signals)
             for _ in range(local_workers):
-                worker = WorkerArgs("127.0.0.1", port, scenario.load.locustfile)
+                worker = WorkerArgs(
+                    "127.0.0.1", port, scenario.load.locustfile, otel=master_args.otel
+                )
                 children.start(worker.argv())
         return _wait_for_master(master, deadline, signals, tell)
     except _MasterGone as gone:

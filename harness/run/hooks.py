@@ -16,7 +16,8 @@ The hooks fire in the master's process, so the code that listens has to be there
 *extension* is a module the master imports by name (``RunRequest.extensions``, passed on its
 command line) whose ``attach(hooks: MasterHooks) -> None`` adds its listeners. Game day
 (``harness.gameday.session``) and the capacity search's early stop (``harness.capacity.
-stepstop``) are extensions; the run layer never imports them.
+stepstop``) are extensions; the run layer never imports them. So is the live metrics endpoint
+(``harness.run.live_metrics``, named by the pipeline for ``--metrics-port``).
 
 A listener's error is not swallowed: it propagates to where the hook fired. A failing
 ``master_ready`` listener ends the run before any load (a ``HarnessError`` with its exit code,

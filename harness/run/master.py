@@ -13,7 +13,8 @@ imports Locust, which monkey-patches the process with gevent. In order:
 
 Exit codes: 0 the run completed · 2 bad input (the locustfile, a guard) · 3 infrastructure (the
 stack, the workers, the store, an extension) · 4 aborted by a guard (faults reverted) · 130
-interrupted (SIGINT or SIGTERM; faults reverted first) · 1 anything else. The run store says the
+interrupted (SIGINT or SIGTERM, faults reverted first; or SIGHUP when the harness that started
+the master is gone, load stopped first) · 1 anything else. The run store says the
 same in its ``status``; when the master dies before it can write it, the pipeline does.
 """
 
@@ -45,6 +46,7 @@ from harness.faults import (
 from harness.load.entry import configure_logging, load_user_classes
 from harness.load.launch import SCENARIO_FILE, MasterArgs
 from harness.load.master import LocustMaster, MasterSignals, record_clients
+from harness.load.otel import enable_otel
 from harness.load.plugin import RunResult
 from harness.load.timeline import NoFaults, Timeline
 from harness.record import RunDir, RunStatus, RunWriter
@@ -72,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         policy = run_policy(scenario.allow_targets, args.host, args.toxiproxy_url)
         guard_sockets(policy, extra_hosts=lambda: started)
         user_classes = load_user_classes(scenario.load.locustfile, scenario.load.user_classes)
+        if args.otel:  # before any user exists, as `locust --otel` does it
+            enable_otel(str(scenario.load.locustfile))
         # Parsed again here (the pipeline checked them): the master runs on the scenario file it
         # reads, and a bad guard must stop it before any load, not halfway.
         guards = GuardEvaluator(scenario.guards, failed_statuses=scenario.failed_statuses)

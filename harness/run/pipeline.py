@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Final
 
 from rich.console import Console
 
@@ -53,7 +54,10 @@ from harness.run.stackup import RunStack, stack_up
 from harness.safety import run_policy
 from harness.scenario import Scenario
 
-__all__ = ["run", "run_file"]
+__all__ = ["LIVE_METRICS_EXTENSION", "run", "run_file"]
+
+# The module the master imports for --metrics-port (it imports gevent: never imported here).
+LIVE_METRICS_EXTENSION: Final = "harness.run.live_metrics"
 
 
 def run(
@@ -113,6 +117,7 @@ def _run_on(
         + request.worker_timeout_s
         + scenario.total_duration
         + MASTER_OVERRUN_S
+        + (request.metrics_linger_s if request.metrics_port is not None else 0.0)
     )
     with Children() as children:
         master_rc = run_locust(
@@ -178,8 +183,21 @@ def _master_args(
         worker_timeout_s=request.worker_timeout_s,
         web_host=request.web_host,
         web_port=request.web_port,
-        extensions=request.extensions,
+        extensions=_extensions(request),
+        metrics_host=request.metrics_host,
+        metrics_port=-1 if request.metrics_port is None else request.metrics_port,
+        metrics_linger_s=request.metrics_linger_s,
+        metrics_fallback=request.metrics_fallback,
+        otel=request.otel,
     )
+
+
+def _extensions(request: RunRequest) -> tuple[str, ...]:
+    """The request's extensions, and the live metrics endpoint's when a port was asked for
+    (named, not imported: it runs in the master)."""
+    if request.metrics_port is None or LIVE_METRICS_EXTENSION in request.extensions:
+        return request.extensions
+    return (*request.extensions, LIVE_METRICS_EXTENSION)
 
 
 def _stderr(line: str) -> None:

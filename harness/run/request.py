@@ -62,6 +62,16 @@ class RunRequest:
     # `--baseline`: also compare the run with this run (a directory, latest, latest-pass or a git
     # ref) in the history of `reports` (harness.report.baseline); None: the SLOs alone.
     baseline: str | None = None
+    # The live metrics endpoint (harness.run.live_metrics) on this address; None: none, 0: any
+    # free port (the URL is printed). Linger: at the end, how long it waits for a scrape of the
+    # final values (only when it was scraped during the run).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    metrics_linger_s: float = 15.0
+    # The port is a default, not the user's choice: when taken, any free one (and it is said).
+    metrics_fallback: bool = False
+    # `--otel`: Locust's own OpenTelemetry instrumentation in every Locust process.
+    otel: bool = False
 
 
 @dataclass(frozen=True)

@@ -402,6 +402,8 @@ class LocalStack:
                     port=endpoint.port,
                     config_file=self._dir.toxiproxy_config,
                     log_file=log,
+                    # GET /metrics for a game day's Prometheus: bytes per link, the process.
+                    metrics=("proxy", "runtime"),
                 )
         except InfrastructureError as exc:
             raise StackError(f"toxiproxy: {exc}; last lines of {log}:\n{log_tail(log)}") from exc

@@ -18,6 +18,9 @@ the real Toxiproxy 2.12.0 accepts these toxic values with a 200 and then breaks 
 The same values are rejected when they arrive through an update (``PATCH``) of an existing toxic,
 and the toxic is left as it was.
 
+``GET /metrics`` (Python runtime metrics instead of ``go_*``, counters that move while a
+connection is open) has its divergences listed and asserted in :mod:`.test_metrics`.
+
 Not a divergence, but asserted per server: ``GET /version`` must be ``"2.12.0"`` on the real
 server; the embedded server only has to answer a non-empty version string
 (``test_version_answers_200_with_a_version_string``).
