@@ -204,9 +204,15 @@ class ComposeStack:
         """The host ports the project publishes, when it is not up (an up one holds them)."""
         if self.status().exists:
             return
-        wanted = (("entry", self.config.entry_port), ("toxiproxy_api", self.config.toxiproxy_port))
-        for field_name, port in wanted:
-            if not port_is_free("127.0.0.1", port):
+        # Only the ports the file publishes through our variables (the sample's entry and API):
+        # a file of a user's own that lets Docker pick its host ports takes none of them.
+        used = _variables_used(self.config.compose_file)
+        wanted = (
+            ("entry", self.config.entry_port, "HARNESS_ENTRY_PORT"),
+            ("toxiproxy_api", self.config.toxiproxy_port, "HARNESS_TOXIPROXY_PORT"),
+        )
+        for field_name, port, variable in wanted:
+            if variable in used and not port_is_free("127.0.0.1", port):
                 raise taken(port, PORT_FLAG[field_name], "127.0.0.1", f"compose {self.project}")
 
     def bring_up(self, say: Callable[[str], None]) -> StackInfo:
@@ -525,3 +531,19 @@ class ComposeStack:
         self, args: Sequence[str], *, env: Mapping[str, str] | None = None, timeout_s: float
     ) -> None:
         run_compose(self.project, self.config.compose_file, args, env=env, timeout_s=timeout_s)
+
+
+# A compose file is a few kilobytes; what lies past this cannot hold a port of ours.
+MAX_COMPOSE_SCAN_BYTES: Final = 1024 * 1024
+
+
+def _variables_used(compose_file: Path) -> frozenset[str]:
+    """The port variables of ours that ``compose_file`` names (all of them when it cannot be
+    read: then compose itself will say what is wrong, and a check too many costs nothing)."""
+    names = ("HARNESS_ENTRY_PORT", "HARNESS_TOXIPROXY_PORT")
+    try:
+        with compose_file.open("rb") as handle:
+            text = handle.read(MAX_COMPOSE_SCAN_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return frozenset(names)
+    return frozenset(name for name in names if name in text)

@@ -309,3 +309,15 @@ def test_a_fault_on_an_instance_the_project_lacks_is_named_before_the_load(
         match=r"^own.yaml: faults\[0\].target: no instance 'web-2' in the stack \(it has web\)$",
     ):
         check_fault_targets(scenario, _info(("web",), ("web-db",)), "own.yaml")
+
+
+def test_only_ports_a_compose_file_publishes_through_our_variables_are_checked(
+    tmp_path: Path,
+) -> None:
+    """The sample publishes the entry and the API on HARNESS_*_PORT; a project of a user's own
+    that lets Docker pick its host ports takes neither, so a local stack on 8080 is no clash."""
+    sample = compose._variables_used(compose.DEFAULT_COMPOSE_FILE)
+    assert sample == {"HARNESS_ENTRY_PORT", "HARNESS_TOXIPROXY_PORT"}
+    own = Path(__file__).parents[1] / "docker" / "own_project" / "compose.yml"
+    assert compose._variables_used(own) == frozenset()
+    assert compose._variables_used(tmp_path / "missing.yml") == sample  # unreadable: check all
