@@ -26,6 +26,16 @@ SERVER_KINDS = ["embedded", "real"]
 REQUIRE_TOXIPROXY_ENV = "HARNESS_REQUIRE_TOXIPROXY"
 
 
+def skip_unless_found(kind: str, require_or_skip: Callable[[str, str], NoReturn]) -> None:
+    """Skip (or fail, in CI) a test of the real server when there is none on this machine."""
+    if kind == "real" and find_real_toxiproxy() is None:
+        require_or_skip(
+            "no real Toxiproxy server found (toxiproxy-server on PATH, ~/go/bin/server, "
+            "or HARNESS_TOXIPROXY_BIN)",
+            REQUIRE_TOXIPROXY_ENV,
+        )
+
+
 @pytest.fixture(scope="session", params=SERVER_KINDS, ids=SERVER_KINDS)
 def toxiproxy(
     request: pytest.FixtureRequest,
@@ -34,12 +44,7 @@ def toxiproxy(
 ) -> Iterator[RunningToxiproxy]:
     """A running server of the kind under test, started through the harness launcher."""
     kind = request.param
-    if kind == "real" and find_real_toxiproxy() is None:
-        require_or_skip(
-            "no real Toxiproxy server found (toxiproxy-server on PATH, ~/go/bin/server, "
-            "or HARNESS_TOXIPROXY_BIN)",
-            REQUIRE_TOXIPROXY_ENV,
-        )
+    skip_unless_found(kind, require_or_skip)
     log_file = tmp_path_factory.mktemp(f"toxiproxy-{kind}") / "server.log"
     with running_toxiproxy(kind=kind, log_file=log_file) as running:
         assert running.kind == kind, f"asked for the {kind} server, the launcher ran {running.kind}"

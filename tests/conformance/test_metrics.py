@@ -41,11 +41,10 @@ from harness.proxy.launcher import (
     Kind,
     Metrics,
     RunningToxiproxy,
-    find_real_toxiproxy,
     running_toxiproxy,
 )
 
-from .conftest import REQUIRE_TOXIPROXY_ENV, SERVER_KINDS
+from .conftest import SERVER_KINDS, skip_unless_found
 from .http_api import Api
 from .http_upstream import HttpUpstream
 from .upstreams import Upstreams
@@ -86,12 +85,7 @@ def _start(
     require_or_skip: Callable[[str, str], NoReturn],
     stack: ExitStack,
 ) -> RunningToxiproxy:
-    if kind == "real" and find_real_toxiproxy() is None:
-        require_or_skip(
-            "no real Toxiproxy server found (toxiproxy-server on PATH, ~/go/bin/server, "
-            "or HARNESS_TOXIPROXY_BIN)",
-            REQUIRE_TOXIPROXY_ENV,
-        )
+    skip_unless_found(kind, require_or_skip)
     log_file = tmp_path_factory.mktemp(f"toxiproxy-{kind}-metrics") / "server.log"
     running = stack.enter_context(running_toxiproxy(kind=kind, log_file=log_file, metrics=metrics))
     assert running.kind == kind
