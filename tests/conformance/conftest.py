@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from typing import NoReturn
 
 import pytest
@@ -53,11 +53,8 @@ def toxiproxy(
 
 @pytest.fixture(scope="session")
 def _api_client(toxiproxy: RunningToxiproxy) -> Iterator[Api]:
-    client = Api(toxiproxy.api_url)
-    try:
+    with closing(Api(toxiproxy.api_url)) as client:
         yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture(autouse=True)

@@ -30,7 +30,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from typing import NoReturn
 
 import pytest
@@ -103,13 +103,10 @@ def toxiproxy(
         yield _start(request.param, ("proxy", "runtime"), tmp_path_factory, require_or_skip, stack)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module")  # the suite's client, for this module's server
 def _api_client(toxiproxy: RunningToxiproxy) -> Iterator[Api]:
-    client = Api(toxiproxy.api_url)
-    try:
+    with closing(Api(toxiproxy.api_url)) as client:
         yield client
-    finally:
-        client.close()
 
 
 def scrape(api: Api) -> dict[str, Metric]:
