@@ -69,7 +69,8 @@ def test_a_run_killed_mid_way_keeps_its_record_and_reports_it_incomplete_then_ro
     t0 = run.meta["load_started_at"]
     time.sleep(max(0.0, t0 + LOAD_BEFORE_KILL_S - time.time()))
     killed_at = time.time()
-    process.kill()  # the harness first, so nothing of it can clean up or write the end
+    os.kill(master, signal.SIGSTOP)  # frozen first: its broken lifeline cannot make it clean up
+    process.kill()  # then the harness, so nothing of it can clean up or write the end
     os.kill(master, signal.SIGKILL)
     process.communicate(timeout=30)
     with contextlib.suppress(psutil.NoSuchProcess):

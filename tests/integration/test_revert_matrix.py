@@ -385,8 +385,9 @@ def harness_killed(tmp_path: Path, stack: RunningStack) -> Ending:
     (master,) = children_of(process, 1)
     _all_injected(tmp_path, process)
     cut_at = time.time()
-    # The harness first, so it cannot roll anything back itself; then its master, which would
-    # otherwise go on and revert its faults on its own.
+    # The master stopped first, so it cannot start reverting its faults when its lifeline breaks;
+    # then the harness, so it cannot roll anything back itself; then the master for good.
+    os.kill(master, signal.SIGSTOP)
     process.kill()
     os.kill(master, signal.SIGKILL)
     out, err = process.communicate(timeout=30)

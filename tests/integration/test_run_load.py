@@ -30,6 +30,7 @@ from run_support import (
 )
 from stack_support import RunningStack
 
+from harness.load.launch import MASTER_MODULE, WORKER_MODULE
 from harness.record import Event, EventKind, RunDir, RunStatus
 from harness.record.buckets import Bucket
 from harness.stack.ports import free_ports
@@ -49,12 +50,16 @@ def statuses(buckets: list[Bucket]) -> Counter[int]:
 
 
 def children_of(process: subprocess.Popen[str], count: int, timeout_s: float = 30) -> list[int]:
-    """The PIDs of the ``count`` processes `harness run` starts for the load, once they all
-    exist (not the short-lived preflight probe that imports the locustfile first)."""
+    """The PIDs of the ``count`` processes `harness run` starts for the load (its Locust master
+    and workers), once they all exist.
+
+    Named by their module on the command line, not by being "not the probe": a child forked but
+    not yet exec'd still shows the harness's own command line, so the short-lived preflight probe
+    caught in that instant would pass for the master and be gone a moment later."""
     deadline = time.monotonic() + timeout_s
     while True:
         children = [
-            c.pid for c in psutil.Process(process.pid).children(recursive=True) if not _is_probe(c)
+            c.pid for c in psutil.Process(process.pid).children(recursive=True) if _is_load(c)
         ]
         if len(children) >= count or time.monotonic() > deadline:
             assert len(children) == count, children
@@ -62,11 +67,12 @@ def children_of(process: subprocess.Popen[str], count: int, timeout_s: float = 3
         time.sleep(0.05)
 
 
-def _is_probe(child: psutil.Process) -> bool:
+def _is_load(child: psutil.Process) -> bool:
     try:
-        return "harness.load.probe" in child.cmdline()
-    except psutil.Error:  # gone already: it was the probe, or nothing to wait for
-        return True
+        command = child.cmdline()
+    except psutil.Error:  # gone already: not a process of the load
+        return False
+    return MASTER_MODULE in command or WORKER_MODULE in command
 
 
 def no_harness_processes_left(before: list[int]) -> None:
