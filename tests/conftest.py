@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Generator
+from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
@@ -35,6 +36,50 @@ def require_or_skip_fixture() -> Callable[[str, str], NoReturn]:
     """:func:`require_or_skip` as a fixture, so tests in any directory can use it without
     importing this conftest (which pytest does not support reliably)."""
     return require_or_skip
+
+
+# --- the unit tier collects only its own directory ---------------------------------------------
+
+UNIT_DIR = Path(__file__).resolve().parent / "unit"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under ``-m unit`` alone, skip the other tiers' directories: importing their modules was
+    most of the unit tier's collection time, only to deselect every test in them. Safe because
+    no unit test lives elsewhere, which every full collection checks (below)."""
+    if config.option.markexpr != "unit":
+        return None
+    path = collection_path.resolve()
+    if path == UNIT_DIR or UNIT_DIR in path.parents or path in UNIT_DIR.parents:
+        return None
+    return True
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    misplaced = [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker("unit") and UNIT_DIR not in item.path.resolve().parents
+    ]
+    if misplaced:
+        raise pytest.UsageError(
+            f"unit tests outside {UNIT_DIR} (`-m unit` collects only there): {misplaced[:5]}"
+        )
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which turns -n into workers
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """``-m unit`` alone runs on every CPU (up to four), through pytest-xdist: the tier every
+    change runs is CPU-bound, and one process left the other core of a small machine idle.
+    ``-n 0`` keeps it in one process (as ``--pdb`` does); ``-n N`` picks the count. Never for the
+    other tiers, whose tests time real load and share one stack per session."""
+    if config.option.markexpr != "unit" or getattr(config.option, "numprocesses", 0) is not None:
+        return  # another selection, -n given, or pytest-xdist not installed (or -p no:xdist)
+    if hasattr(config, "workerinput") or "PYTEST_XDIST_WORKER" in os.environ:
+        return  # a worker: it runs its share itself (asking for workers here would never end)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (cpus or 1) > 1:
+        config.option.numprocesses = min(cpus or 1, 4)
 
 
 # --- a session that leaves nothing behind (tests/session_cleanup.py) -----------------------------

@@ -4,9 +4,11 @@ a CI's own validator would reject.
 
 After each test, the summaries under the temporary directories it created are validated: its own
 ``tmp_path``, and any directory a fixture made with ``tmp_path_factory`` while it ran (a module's
-shared run). Those shared directories are scanned again after every later test, since later tests
-may write their runs into them. A summary is validated again only when it changed. A mismatch
-fails the test at teardown, naming the file and each schema error with its JSON path.
+shared run). Those shared directories are scanned again after every later test of the same
+module, since later tests may write their runs into them, and all of them once more at the first
+test of each new module (a session fixture's directory, a module fixture's teardown). A summary
+is validated again only when it changed. A mismatch fails the test at teardown, naming the file
+and each schema error with its JSON path.
 
 Registered by ``pytest_plugins`` in ``tests/conftest.py``; ``-p summary_schema_check`` loads it
 into any other pytest run (the tests of this plugin do so in a pytester run).
@@ -78,7 +80,9 @@ def _summaries_under(root: Path, depth: int = _MAX_DEPTH) -> Iterator[Path]:
 @dataclass
 class _Tracker:
     basetemp: Path
-    shared: set[Path] = field(default_factory=set)  # fixture directories later tests write into
+    # fixture directories later tests may write into -> the test module they were made in
+    shared: dict[Path, Path] = field(default_factory=dict)
+    module: Path | None = None  # the module of the last test checked
     checked: dict[Path, tuple[int, int]] = field(default_factory=dict)  # path -> (mtime, size)
 
     def children(self) -> set[str]:
@@ -94,11 +98,19 @@ class _Tracker:
         except OSError:
             return set()
 
-    def problems(self, created: set[str], own: Path | None) -> list[str]:
+    def problems(self, created: set[str], own: Path | None, module: Path) -> list[str]:
         fresh = {Path(path) for path in created}
-        self.shared |= fresh - {own}
+        for root in fresh - {own}:
+            self.shared.setdefault(root, module)
+        if module == self.module:
+            # Rescanning every shared directory after every test cost the unit tier more than
+            # the rest of this check: after a test, its own module's are enough.
+            roots = fresh | {root for root, made_in in self.shared.items() if made_in == module}
+        else:
+            roots = fresh | set(self.shared)
+            self.module = module
         lines: list[str] = []
-        for root in sorted(fresh | self.shared):
+        for root in sorted(roots):
             for path in _summaries_under(root):
                 try:
                     stat = path.stat()
@@ -139,7 +151,7 @@ def _every_summary_matches_its_schema(request: pytest.FixtureRequest) -> Iterato
     yield
     own = request.node.funcargs.get("tmp_path") if hasattr(request.node, "funcargs") else None
     created = tracker.children() - before if makes_dirs else set()
-    problems = tracker.problems(created, own)
+    problems = tracker.problems(created, own, request.node.path)
     if problems:
         pytest.fail(
             "summary.json does not match harness/report/summary.schema.json:\n"

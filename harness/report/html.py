@@ -16,6 +16,7 @@ import json
 import math
 import time
 from collections.abc import Mapping
+from functools import cache
 from importlib import resources
 from typing import Any, Final
 
@@ -46,6 +47,7 @@ _DESCRIBED: Final = frozenset({"kind", "target"})  # a fault's description alrea
 _UNIX_TIME_FLOOR: Final = 1e9
 
 
+@cache  # parsed and compiled once per process: a rebuild of many reports pays it once
 def load_template() -> jinja2.Template:
     source = resources.files("harness.report").joinpath("templates", TEMPLATE).read_text("utf-8")
     env = jinja2.Environment(

@@ -1,5 +1,5 @@
-"""How many examples a fuzz test of the unit tier draws: its full count in CI, a quarter of it
-in an everyday run.
+"""How many examples a fuzz or property test of the unit tier draws: its full count in CI, a
+quarter of it in an everyday run.
 
 Every change runs the unit tier, where the fuzz tests at their full counts took a sixth of its
 time. Where the examples are derandomized (the fuzz modules), the quarter is the same inputs every

@@ -26,6 +26,8 @@ from harness.record.buckets import (
 )
 from harness.record.histogram import Histogram
 
+from .fuzz_budget import examples
+
 pytestmark = pytest.mark.unit
 
 T0 = 1_700_000_000.0  # on a bucket boundary
@@ -377,7 +379,7 @@ attempt_strategy = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(st.lists(attempt_strategy, max_size=20), st.lists(attempt_strategy, min_size=1, max_size=20))
 def test_merge_serialized_equals_recording_both_parts_in_one_recorder(
     xs: list[dict[str, Any]], ys: list[dict[str, Any]]
@@ -388,7 +390,7 @@ def test_merge_serialized_equals_recording_both_parts_in_one_recorder(
     assert [merged] == expected
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(st.floats(allow_nan=True, allow_infinity=True))
 def test_the_recorder_files_a_latency_where_the_histogram_does(value: float) -> None:
     # record_attempt() inlines Histogram.record(); they must never disagree.

@@ -19,6 +19,8 @@ from harness.record.histogram import (
     bucket_value,
 )
 
+from .fuzz_budget import examples
+
 pytestmark = pytest.mark.unit
 
 PERCENTILES = (0, 1, 10, 25, 50, 75, 90, 95, 99, 99.9, 100)
@@ -171,7 +173,7 @@ latencies = st.lists(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(st.floats(allow_nan=True, allow_infinity=True))
 def test_record_files_a_value_where_bucket_index_says(value: float) -> None:
     # record() inlines bucket_index(); they must never disagree.
@@ -180,13 +182,13 @@ def test_record_files_a_value_where_bucket_index_says(value: float) -> None:
     assert list(h.counts) == [bucket_index(value)]
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(st.floats(min_value=MIN_VALUE, max_value=MAX_VALUE, exclude_max=True))
 def test_a_bucket_stands_for_its_values_within_one_percent(value: float) -> None:
     assert bucket_value(bucket_index(value)) == pytest.approx(value, rel=0.01)
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(latencies, latencies, latencies)
 def test_merge_is_associative_and_commutative(
     xs: list[float], ys: list[float], zs: list[float]
@@ -198,7 +200,7 @@ def test_merge_is_associative_and_commutative(
     assert left.count == len(xs) + len(ys) + len(zs)
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(latencies)
 def test_serialize_round_trips_through_json(xs: list[float]) -> None:
     h = histogram_of(xs)
@@ -209,7 +211,7 @@ def test_serialize_round_trips_through_json(xs: list[float]) -> None:
         assert back.percentile(99) == h.percentile(99)
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(
     st.lists(st.floats(min_value=0.0, max_value=2 * MAX_VALUE, allow_nan=False), min_size=1),
     st.lists(st.floats(min_value=0.0, max_value=100.0), max_size=6),

@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 from urllib3.util import parse_url
 
 from harness.cli import main
@@ -22,6 +21,8 @@ from harness.scenario import load_scenario
 from harness.scenario.loader import parse_scenario
 from harness.verdict.checks import parse_checks
 from harness.verdict.language import parse_slo
+
+from .yaml_text import yaml_text
 
 pytestmark = pytest.mark.unit
 
@@ -41,7 +42,7 @@ def scenario_text(tmp_path: Path, **sections: Any) -> str:
             data["load"] = {**data["load"], **value}
         else:
             data[key] = value
-    return yaml.safe_dump(data)
+    return yaml_text(data)
 
 
 def refused(tmp_path: Path, **sections: Any) -> str:

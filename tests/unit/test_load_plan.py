@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.load.plan import PhaseMarks, PhasePlan
 from harness.scenario import Phase
+
+from .fuzz_budget import examples
 
 pytestmark = pytest.mark.unit
 
@@ -107,6 +109,7 @@ def test_closing_at_the_end_hands_out_the_last_end_uncut() -> None:
     ]
 
 
+@settings(max_examples=examples(100))  # Hypothesis's default, a quarter outside CI
 @given(
     durations=st.lists(st.floats(0.1, 50), min_size=1, max_size=8),
     steps=st.lists(st.floats(0, 20), min_size=1, max_size=30),

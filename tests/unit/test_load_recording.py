@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from harness.load.recording import CONTEXT_KEY, AttemptContext, RequestRecorder, Shipment
 from harness.record.buckets import Bucket, BucketRecorder
 
+from .fuzz_budget import examples
+
 pytestmark = pytest.mark.unit
 
 T0 = 1_700_000_000.0
@@ -172,7 +174,7 @@ def test_a_shipment_survives_msgpack_as_locust_sends_it() -> None:
     assert wire == shipment
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     st.lists(
         st.tuples(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.load.retry import NAIVE, RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+
+from .fuzz_budget import examples
 
 pytestmark = pytest.mark.unit
 
@@ -75,6 +77,7 @@ def test_a_huge_retry_number_waits_the_cap_instead_of_overflowing() -> None:
     assert RetryPolicy(base_s=1.0, cap_s=7.0).backoff(5000, top) == 7.0
 
 
+@settings(max_examples=examples(100))  # Hypothesis's default, a quarter outside CI
 @given(
     retry=st.integers(0, 100),
     retry_after=st.one_of(st.none(), st.floats(0, 30)),

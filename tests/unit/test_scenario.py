@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 import harness.scenario
 from harness.errors import BadInputError
@@ -22,6 +21,8 @@ from harness.scenario import (
     ToxicFault,
     load_scenario,
 )
+
+from .yaml_text import yaml_text
 
 pytestmark = pytest.mark.unit
 
@@ -61,7 +62,7 @@ _DELETE = object()
 def _write(directory: Path, data: object, name: str = "scenario.yaml") -> Path:
     (directory / "locust.py").write_text("# users\n")
     path = directory / name
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(yaml_text(data, sort_keys=False))
     return path
 
 

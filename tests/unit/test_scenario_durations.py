@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from harness.durations import DurationError, format_duration, parse_duration
 
+from .fuzz_budget import examples
+
 pytestmark = pytest.mark.unit
 
 
@@ -103,7 +105,7 @@ def test_messages_spell_seconds_the_way_a_scenario_would(seconds: float, text: s
     assert format_duration(seconds) == text
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=examples(200), deadline=None, database=None)
 @given(st.integers(min_value=0, max_value=10 * 24 * 3600 * 1000))
 def test_format_then_parse_gives_the_same_milliseconds(milliseconds: int) -> None:
     seconds = milliseconds / 1000

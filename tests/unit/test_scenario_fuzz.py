@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +21,7 @@ from harness.errors import BadInputError
 from harness.scenario import Scenario, load_scenario
 
 from .fuzz_budget import examples
+from .yaml_text import yaml_text
 
 pytestmark = pytest.mark.unit
 
@@ -123,7 +123,7 @@ def _load_text(workdir: Path, text: str) -> Scenario | None:
 
 
 def _load(workdir: Path, document: object) -> Scenario | None:
-    return _load_text(workdir, yaml.safe_dump(document, allow_unicode=True))
+    return _load_text(workdir, yaml_text(document, allow_unicode=True))
 
 
 def test_the_fuzz_base_is_itself_valid(workdir: Path) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +20,7 @@ from harness.errors import BadInputError
 from harness.scenario import Scenario, load_scenario
 
 from .fuzz_budget import examples
+from .yaml_text import yaml_text
 
 pytestmark = pytest.mark.unit
 
@@ -166,7 +166,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _load(workdir: Path, document: object, allow: list[str] | None = None) -> Scenario | None:
     path = workdir / "fuzz.yaml"
-    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    path.write_text(yaml_text(document, allow_unicode=True), encoding="utf-8")
     try:
         return load_scenario(path, allow_targets=allow or [])
     except BadInputError as exc:  # anything else fails the test, with its traceback
