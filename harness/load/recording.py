@@ -50,6 +50,7 @@ __all__ = [
     "MAX_NAMES",
     "MESSAGE_TYPE",
     "OTHER_NAME",
+    "PENDING_LIMIT",
     "ArrivalCounts",
     "AttemptContext",
     "RequestRecorder",
@@ -69,6 +70,10 @@ _RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
 # totals without bound; past this many names the rest are counted together.
 MAX_NAMES: Final = 200
 OTHER_NAME: Final = "(other)"
+
+# The requests the hook notes are filed before each shipment (every second), or when this many
+# are waiting: a bound on the notes' memory (about 100 bytes each) if shipping stalls.
+PENDING_LIMIT: Final = 20_000
 
 
 class AttemptContext:
@@ -154,6 +159,9 @@ class RequestRecorder:
         # name -> (status -> attempts, status -> attempts that did NOT end their request): the
         # final counts are the difference, so the common case (a final attempt) counts once.
         self._names: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
+        # Requests the hook has noted but not yet filed into buckets: (start, latency s,
+        # status, ok). Filed before each shipment, or once PENDING_LIMIT are waiting.
+        self._pending: list[tuple[float, float, int, bool]] = []
         self._finished = False
 
     @property
@@ -177,14 +185,13 @@ class RequestRecorder:
     ) -> None:
         """The ``events.request`` listener. ``response_time`` is in milliseconds, as Locust has it.
 
-        Runs on every request of every user: keep it free of anything slow. Every keyword Locust
-        passes is a named parameter (an unnamed one would be copied into ``**_`` on each call),
-        the common case (one attempt, a name seen before) makes no call but the bucket
-        recorder's fast :meth:`~BucketRecorder.record_one`, and that one positional (binding
-        keywords costs more than the work). The request count is not kept apart: it is the sum
-        of the per-name counts (:attr:`requests`). Measured inside Locust's ``fire`` with a real
-        FastHttpUser request, the hook costs about 1 % of a plain request's CPU
-        (``tests/bench/bench_recorder_overhead.py``).
+        Runs on every request of every user, so it does as little as it can. A request that
+        took one attempt and carried no Retry-After (nearly every request) is counted under its
+        name and noted, and :meth:`_file_pending` files the notes into buckets in one loop
+        before each shipment: the same work, without a call into the bucket recorder on every
+        request (``tests/bench/bench_recorder_overhead.py`` measures both). What the response
+        says is read here, so no response is kept. Every keyword Locust passes is a named
+        parameter: an unnamed one would be copied into ``**_`` on each call.
         """
         # FastHttpUser answers 0 for no response; HttpUser may say None; a custom client may
         # report no response object at all (None has no status_code either).
@@ -192,20 +199,26 @@ class RequestRecorder:
             status = response.status_code or 0  # type: ignore[attr-defined]
         except AttributeError:
             status = 0
-        latency = response_time / 1000.0
-        t = start_time if start_time is not None else self._clock() - latency
         # The per-name counts, inlined: a name seen before is one dict lookup.
         counts = self._names.get(name) if type(name) is str else None
         if counts is None:
             counts = self._counts_of(name)
         every = counts[0]
         every[status] = every.get(status, 0) + 1
+        # A plain user (no context) with its start time and no Retry-After to read: noted.
+        if not context and start_time is not None and status not in _RETRY_AFTER_STATUSES:
+            pending = self._pending
+            pending.append((start_time, response_time / 1000.0, status, exception is None))
+            if len(pending) >= PENDING_LIMIT:
+                self._file_pending()
+            return
+        latency = response_time / 1000.0
+        t = start_time if start_time is not None else self._clock() - latency
         retry_after = None
         if status in _RETRY_AFTER_STATUSES:
             headers = getattr(response, "headers", None)
             if headers is not None:
                 retry_after = parse_retry_after(headers.get("Retry-After"))
-        # A plain user's context is empty: its request is one attempt that ends itself.
         ok = exception is None
         if context:
             intended = context.get(INTENDED_KEY)
@@ -219,12 +232,21 @@ class RequestRecorder:
                     self._record_retried(t, latency, status, retry_after, info, counts[1])
                     return
                 ok = info.ok
-        # One attempt that ends its request (nearly every one): never in the attempt log, so
-        # the worker's tag is its id.
+        # One attempt that ends its request: never in the attempt log, so the worker's tag is
+        # its id.
         if retry_after is None:
-            self._recorder.record_one(t, latency, status, ok, self.tag)
+            pending = self._pending
+            pending.append((t, latency, status, ok))
+            if len(pending) >= PENDING_LIMIT:
+                self._file_pending()
         else:
             self._recorder.record_attempt(t, latency, status, 1, retry_after, self.tag, True, ok)
+
+    def _file_pending(self) -> None:
+        """File the noted requests (one attempt each, no Retry-After) into the buckets."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            self._recorder.record_single_attempts(pending, self.tag)
 
     def _record_retried(
         self,
@@ -271,6 +293,7 @@ class RequestRecorder:
         """
         if self._finished:
             raise RuntimeError("the final shipment was already made")
+        self._file_pending()
         if final:
             buckets = self._recorder.drain(None)
             self._finished = True

@@ -404,21 +404,32 @@ def test_the_recorder_files_a_latency_where_the_histogram_does(value: float) -> 
 
 
 @pytest.mark.parametrize("log_all", [False, True])
-def test_record_one_is_record_attempt_of_a_single_attempt(log_all: bool) -> None:
-    """The worker's fast path files exactly what the general one does, bucket by bucket."""
+def test_single_attempts_filed_together_are_record_attempt_of_each(log_all: bool) -> None:
+    """The worker's fast path files exactly what the general one does, bucket by bucket: rows
+    mostly in time order (runs within a bucket), some out of it, in batches of any size."""
     fast, general = (
         BucketRecorder(log_all_attempts=log_all),
         BucketRecorder(log_all_attempts=log_all),
     )
     rng = random.Random(18)
+    t = T0
+    batch: list[tuple[float, float, int, bool]] = []
     for i in range(3000):
-        t = T0 + rng.uniform(0, 2.0)
+        t += rng.uniform(0, 0.002)
+        start = t - rng.uniform(0, 0.5) if rng.random() < 0.1 else t  # a late report
         latency = rng.choice([0.0, 1e-7, rng.uniform(0, 3.0), 1e6])
         status = rng.choice([0, 200, 201, 404, 429, 503])
         success = rng.random() < 0.7
-        fast.record_one(t, latency, status, success, f"w0:{i}")
-        general.record_attempt(t, latency, status, 1, None, f"w0:{i}", True, success)
+        batch.append((start, latency, status, success))
+        general.record_attempt(start, latency, status, 1, None, "w0", True, success)
+        if rng.random() < 0.02:
+            fast.record_single_attempts(batch, "w0")
+            batch = []
         if i % 700 == 0:  # a drain between records empties the one-bucket cache of both
-            assert fast.drain(T0 + 1.0) == general.drain(T0 + 1.0)
+            fast.record_single_attempts(batch, "w0")
+            batch = []
+            assert fast.drain(t - 0.3) == general.drain(t - 0.3)
+    fast.record_single_attempts(batch, "w0")
+    fast.record_single_attempts([], "w0")
     assert fast.drain() == general.drain()
     assert fast.drain_attempts() == general.drain_attempts()

@@ -4,6 +4,7 @@ attempt log under a worker-unique id, and shipments add up to exactly what was r
 from __future__ import annotations
 
 import random
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.load.recording import CONTEXT_KEY, AttemptContext, RequestRecorder, Shipment
+from harness.load.recording import (
+    CONTEXT_KEY,
+    INTENDED_KEY,
+    AttemptContext,
+    RequestRecorder,
+    Shipment,
+)
 from harness.record.buckets import Bucket, BucketRecorder
 
 from .fuzz_budget import examples
@@ -90,6 +97,31 @@ def test_a_request_without_a_start_time_is_filed_when_it_started() -> None:
     rec.on_request(response_time=500.0, response=FakeResponse(200), context={})
     (bucket,) = buckets_of(rec.shipment(now=T0 + 2))
     assert bucket.idx == int((T0 + 0.5) * 10)
+
+
+def test_an_open_model_arrival_counts_from_its_intended_time() -> None:
+    """A request that went out late (its arrival waited for a free slot) is filed in the
+    bucket of when it was due, its latency counted from then; one that went out on time, or
+    a due time that is not a float, changes nothing."""
+    rec = RequestRecorder(tag="w0", clock=lambda: T0 + 5)
+    late = {INTENDED_KEY: T0 + 0.05}
+    rec.on_request(
+        response_time=20.0, response=FakeResponse(200), context=late, start_time=T0 + 0.55
+    )
+    on_time = {INTENDED_KEY: T0 + 1.25}
+    rec.on_request(
+        response_time=20.0, response=FakeResponse(200), context=on_time, start_time=T0 + 1.2
+    )
+    odd = {INTENDED_KEY: "T0"}
+    rec.on_request(response_time=20.0, response=FakeResponse(200), context=odd, start_time=T0 + 2.2)
+    first, second, third = buckets_of(rec.shipment(final=True))
+    assert first.idx == int((T0 + 0.05) * 10)
+    assert first.latency.max == pytest.approx(0.52, rel=0.01)
+    assert second.idx == int((T0 + 1.2) * 10)
+    assert third.idx == int((T0 + 2.2) * 10)
+    for bucket in (second, third):
+        assert bucket.latency.max == pytest.approx(0.02, rel=0.01)
+    assert [b.done for b in (first, second, third)] == [1, 1, 1]
 
 
 def test_retry_after_is_read_from_503_and_429_only() -> None:
@@ -246,3 +278,27 @@ def test_the_hook_files_every_kind_of_request_as_the_general_recorder_does() -> 
     log, dropped = by_hand.drain_attempts()
     assert shipment["attempts"] == [list(record) for record in log]
     assert dropped == shipment["dropped"] == 0
+
+
+def test_plain_requests_noted_by_the_hook_are_filed_at_the_bound_and_keep_no_response(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hook only notes a plain request and files the notes before a shipment; past the
+    bound it files them at once, so a stalled shipper cannot grow the notes without end. A
+    note holds what the response said, never the response (a body may be large)."""
+    monkeypatch.setattr("harness.load.recording.PENDING_LIMIT", 5)
+    rec = RequestRecorder(tag="w0", clock=lambda: T0 + 10)
+    response = FakeResponse(200)
+    alive = weakref.ref(response)
+    request(rec, T0, response=response)
+    del response
+    assert alive() is None
+    for i in range(1, 12):
+        # Plain requests, and attempts of a retry-aware user that end their request at once.
+        info = attempt(i, 1, final=True, ok=True) if i % 2 else None
+        request(rec, T0 + i / 1000, info=info)
+        assert len(rec._pending) < 5  # the notes themselves: nothing else shows the bound
+    assert rec.requests == 12
+    (bucket,) = buckets_of(rec.shipment(final=True))
+    assert bucket.statuses == {200: 12}
+    assert bucket.done == bucket.attempts == 12
