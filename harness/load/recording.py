@@ -159,15 +159,18 @@ class RequestRecorder:
         # name -> (status -> attempts, status -> attempts that did NOT end their request): the
         # final counts are the difference, so the common case (a final attempt) counts once.
         self._names: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
-        # Requests the hook has noted but not yet filed into buckets: (start, latency s,
-        # status, ok). Filed before each shipment, or once PENDING_LIMIT are waiting.
-        self._pending: list[tuple[float, float, int, bool]] = []
+        # Requests the hook has noted but neither counted under their names nor filed into
+        # buckets yet: (start, latency in ms as Locust reports it, status, ok, name). Filed
+        # before each shipment, or once PENDING_LIMIT are waiting.
+        self._pending: list[tuple[float, float, int, bool, object]] = []
         self._finished = False
 
     @property
     def requests(self) -> int:
         """Requests seen by the hook since the start (counted apart from the buckets): each
-        counts once in its name's responses, so the hook keeps no other count."""
+        counts once in its name's responses, so the hook keeps no other count. Files the
+        noted requests first."""
+        self._file_pending()
         return sum(sum(every.values()) for every, _ in self._names.values())
 
     def on_request(
@@ -185,11 +188,12 @@ class RequestRecorder:
     ) -> None:
         """The ``events.request`` listener. ``response_time`` is in milliseconds, as Locust has it.
 
-        Runs on every request of every user, so it does as little as it can. A request that
-        took one attempt and carried no Retry-After (nearly every request) is counted under its
-        name and noted, and :meth:`_file_pending` files the notes into buckets in one loop
-        before each shipment: the same work, without a call into the bucket recorder on every
-        request (``tests/bench/bench_recorder_overhead.py`` measures both). What the response
+        Runs on every request of every user, so it does as little as it can. A plain user's
+        request with no Retry-After to read (nearly every request) is only noted, with the
+        numbers Locust passed (the hook makes no number of its own per request), and
+        :meth:`_file_pending` counts the notes under their names and files them into buckets in
+        one loop before each shipment: the same work, done where it costs a Locust user least
+        (``tests/bench/bench_recorder_overhead.py`` measures it in place). What the response
         says is read here, so no response is kept. Every keyword Locust passes is a named
         parameter: an unnamed one would be copied into ``**_`` on each call.
         """
@@ -199,16 +203,10 @@ class RequestRecorder:
             status = response.status_code or 0  # type: ignore[attr-defined]
         except AttributeError:
             status = 0
-        # The per-name counts, inlined: a name seen before is one dict lookup.
-        counts = self._names.get(name) if type(name) is str else None
-        if counts is None:
-            counts = self._counts_of(name)
-        every = counts[0]
-        every[status] = every.get(status, 0) + 1
         # A plain user (no context) with its start time and no Retry-After to read: noted.
         if not context and start_time is not None and status not in _RETRY_AFTER_STATUSES:
             pending = self._pending
-            pending.append((start_time, response_time / 1000.0, status, exception is None))
+            pending.append((start_time, response_time, status, exception is None, name))
             if len(pending) >= PENDING_LIMIT:
                 self._file_pending()
             return
@@ -229,24 +227,42 @@ class RequestRecorder:
             info = context.get(CONTEXT_KEY)
             if isinstance(info, AttemptContext):
                 if info.attempt != 1 or not info.final:
-                    self._record_retried(t, latency, status, retry_after, info, counts[1])
+                    retried = self._count(name, status)
+                    self._record_retried(t, latency, status, retry_after, info, retried)
                     return
                 ok = info.ok
         # One attempt that ends its request: never in the attempt log, so the worker's tag is
         # its id.
-        if retry_after is None:
-            pending = self._pending
-            pending.append((t, latency, status, ok))
-            if len(pending) >= PENDING_LIMIT:
-                self._file_pending()
-        else:
-            self._recorder.record_attempt(t, latency, status, 1, retry_after, self.tag, True, ok)
+        self._count(name, status)
+        self._recorder.record_attempt(t, latency, status, 1, retry_after, self.tag, True, ok)
 
     def _file_pending(self) -> None:
-        """File the noted requests (one attempt each, no Retry-After) into the buckets."""
-        if self._pending:
-            pending, self._pending = self._pending, []
-            self._recorder.record_single_attempts(pending, self.tag)
+        """Count the noted requests (one attempt each, no Retry-After) under their names and
+        file them into the buckets."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        names = self._names
+        for row in pending:
+            name = row[4]
+            # _count inlined: thousands of rows a second, nearly all under a name seen before.
+            counts = names.get(name) if type(name) is str else None
+            if counts is None:
+                counts = self._counts_of(name)
+            every = counts[0]
+            status = row[2]
+            every[status] = every.get(status, 0) + 1
+        self._recorder.record_single_attempts(pending, self.tag)
+
+    def _count(self, name: object, status: int) -> dict[int, int]:
+        """Count one response under its request's name; the name's counts of attempts that did
+        not end their request, for the caller to add to."""
+        counts = self._names.get(name) if type(name) is str else None
+        if counts is None:
+            counts = self._counts_of(name)
+        every = counts[0]
+        every[status] = every.get(status, 0) + 1
+        return counts[1]
 
     def _record_retried(
         self,

@@ -380,18 +380,22 @@ class BucketRecorder:
         self._record_in_log(t_start, latency_s, status, attempt, retry_after, logical_id, final)
 
     def record_single_attempts(
-        self, rows: Iterable[tuple[float, float, int, bool]], logical_id: str | int
+        self, rows: Iterable[tuple[float, float, int, bool, object]], logical_id: str | int
     ) -> None:
-        """:meth:`record_attempt` of each row ``(t_start, latency_s, status, ok)``: requests
-        that took one attempt and whose response carried no Retry-After, as ``record_attempt(
-        t_start, latency_s, status, 1, None, logical_id, True, ok)`` files them. Nearly every
+        """:meth:`record_attempt` of each row ``(t_start, latency_ms, status, ok, name)``:
+        requests that took one attempt and whose response carried no Retry-After, as
+        ``record_attempt(t_start, latency_ms / 1000, status, 1, None, logical_id, True, ok)``
+        files them. The latency is in milliseconds as Locust reports it, so the worker's hook
+        keeps Locust's own number and makes none; ``name``, the request's, is the worker's to
+        count (buckets keep none). Nearly every
         request is one, so the worker's hook notes them and files them here in one loop: the
         branches that cannot apply are left out, and a run of rows in one bucket (rows come
         nearly in time order) adds its counts to the bucket once. test_buckets holds the two
         methods in agreement.
         """
         if self._log_all_attempts:  # tests only: no need to be fast
-            for t_start, latency_s, status, ok in rows:
+            for t_start, latency_ms, status, ok, _name in rows:
+                latency_s = latency_ms / 1000.0
                 self.record_attempt(t_start, latency_s, status, 1, None, logical_id, True, ok)
             return
         buckets = self._buckets
@@ -400,7 +404,8 @@ class BucketRecorder:
         statuses: dict[int, int] = {}
         counts: dict[int, int] = {}
         n = failed = 0
-        for t_start, latency_s, status, ok in rows:
+        for t_start, latency_ms, status, ok, _name in rows:
+            latency_s = latency_ms / 1000.0
             idx = _floor(t_start * BUCKETS_PER_SECOND)
             if idx != bucket_idx:
                 if bucket is not None:

@@ -413,14 +413,15 @@ def test_single_attempts_filed_together_are_record_attempt_of_each(log_all: bool
     )
     rng = random.Random(18)
     t = T0
-    batch: list[tuple[float, float, int, bool]] = []
+    batch: list[tuple[float, float, int, bool, object]] = []
     for i in range(3000):
         t += rng.uniform(0, 0.002)
         start = t - rng.uniform(0, 0.5) if rng.random() < 0.1 else t  # a late report
-        latency = rng.choice([0.0, 1e-7, rng.uniform(0, 3.0), 1e6])
+        latency_ms = rng.choice([0.0, 1e-4, rng.uniform(0, 3000.0), 1e9])
+        latency = latency_ms / 1000.0
         status = rng.choice([0, 200, 201, 404, 429, 503])
         success = rng.random() < 0.7
-        batch.append((start, latency, status, success))
+        batch.append((start, latency_ms, status, success, "/products"))
         general.record_attempt(start, latency, status, 1, None, "w0", True, success)
         if rng.random() < 0.02:
             fast.record_single_attempts(batch, "w0")

@@ -212,26 +212,27 @@ def test_a_shipment_survives_msgpack_as_locust_sends_it() -> None:
         st.tuples(
             st.sampled_from(["/a", "/b", None]),
             st.sampled_from([0, 200, 409, 503]),
-            st.booleans(),
+            st.sampled_from(["plain", "final", "retried"]),
         ),
         max_size=40,
     )
 )
 def test_per_name_totals_are_the_attempts_counted_by_hand(
-    attempts: list[tuple[str | None, int, bool]],
+    attempts: list[tuple[str | None, int, str]],
 ) -> None:
-    # The hook counts every attempt and only the non-final ones apart (final = the difference):
-    # the shipment must say what counting each attempt in its two tallies would.
+    # The hook counts every attempt and only the non-final ones apart (final = the difference);
+    # a plain request (no context) is counted when its note is filed. The shipment must say
+    # what counting each attempt in its two tallies would, whichever way each one took.
     rec = RequestRecorder(clock=lambda: T0)
     every: dict[str, dict[str, int]] = {}
     last: dict[str, dict[str, int]] = {}
-    for logical, (name, status, final) in enumerate(attempts):
+    for logical, (name, status, kind) in enumerate(attempts):
         info = AttemptContext(logical, 1)
-        info.final = final
+        info.final = final = kind != "retried"
         rec.on_request(
             response_time=5.0,
             response=FakeResponse(status),
-            context={CONTEXT_KEY: info},
+            context=None if kind == "plain" else {CONTEXT_KEY: info},
             start_time=T0,
             name=name,
         )
@@ -299,6 +300,9 @@ def test_plain_requests_noted_by_the_hook_are_filed_at_the_bound_and_keep_no_res
         request(rec, T0 + i / 1000, info=info)
         assert len(rec._pending) < 5  # the notes themselves: nothing else shows the bound
     assert rec.requests == 12
-    (bucket,) = buckets_of(rec.shipment(final=True))
+    shipment = rec.shipment(final=True)
+    assert shipment is not None
+    assert shipment["names"] == {"/x": {"all": {"200": 12}, "final": {"200": 12}}}
+    (bucket,) = buckets_of(shipment)
     assert bucket.statuses == {200: 12}
     assert bucket.done == bucket.attempts == 12
