@@ -387,11 +387,10 @@ class BucketRecorder:
         ``record_attempt(t_start, latency_ms / 1000, status, 1, None, logical_id, True, ok)``
         files them. The latency is in milliseconds as Locust reports it, so the worker's hook
         keeps Locust's own number and makes none; ``name``, the request's, is the worker's to
-        count (buckets keep none). Nearly every
-        request is one, so the worker's hook notes them and files them here in one loop: the
-        branches that cannot apply are left out, and a run of rows in one bucket (rows come
-        nearly in time order) adds its counts to the bucket once. test_buckets holds the two
-        methods in agreement.
+        count (buckets keep none). Nearly every request is one, so the worker's hook notes them
+        and files them here in one loop: the branches that cannot apply are left out, and a run
+        of rows in one bucket (rows come nearly in time order) adds its counts to the bucket
+        once. test_buckets holds the two methods in agreement.
         """
         if self._log_all_attempts:  # tests only: no need to be fast
             for t_start, latency_ms, status, ok, _name in rows:
