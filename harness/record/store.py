@@ -147,8 +147,12 @@ class RunDir:
         return run
 
     def _initialize(self, scenario_name: str, started_at: float) -> None:
+        # The store is built under another name and renamed into place once whole, so a reader
+        # polling the run directory (a live view, a test) never opens a half-made store: it
+        # sees either no store yet or a complete one, never one that reads as format 0.
+        partial = self.database.with_name(self.database.name + ".new")
         with wrapped(self.database, "cannot initialize the store"):
-            conn = sqlite3.connect(self.database, isolation_level=None)
+            conn = sqlite3.connect(partial, isolation_level=None)
             try:
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 if mode != "wal":
@@ -179,7 +183,13 @@ class RunDir:
                 conn.execute(f"PRAGMA user_version = {STORE_FORMAT}")
                 conn.execute("COMMIT")
             finally:
-                conn.close()
+                conn.close()  # the last connection: SQLite checkpoints its WAL and deletes it
+            for leftover in ("-wal", "-shm"):
+                if partial.with_name(partial.name + leftover).exists():
+                    raise InfrastructureError(
+                        f"run store {partial}: SQLite left its {leftover[1:]} file behind"
+                    )
+            os.replace(partial, self.database)
 
     @classmethod
     def open(cls, path: Path) -> RunDir:

@@ -11,8 +11,15 @@ from collections.abc import Iterator
 
 import pytest
 from revert_board import BOARD
-from run_support import Target
+from run_support import Target, stop_leftover_runs
 from stack_support import RunningStack, heal, own_stack
+
+
+@pytest.fixture(autouse=True)
+def _no_run_left_behind() -> Iterator[None]:
+    """A test that fails half-way leaves no `harness run` of its own running after it."""
+    yield
+    stop_leftover_runs()
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +44,7 @@ def stack(local_stack: RunningStack) -> Iterator[RunningStack]:
     instance running and ready, no toxics, maintenance off."""
     heal(local_stack)
     yield local_stack
+    stop_leftover_runs()  # before healing: a run left going could inject its faults again
     heal(local_stack)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -126,10 +127,14 @@ def harness_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**clean, **(extra or {})}
 
 
+# Every `harness run` started by start_run in the current test, for stop_leftover_runs.
+_STARTED: list[subprocess.Popen[str]] = []
+
+
 def start_run(
     scenario: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", str(scenario), *args],
         cwd=scenario.parent,
         env=env or harness_env(),
@@ -137,6 +142,27 @@ def start_run(
         stderr=subprocess.PIPE,
         text=True,
     )
+    _STARTED.append(process)
+    return process
+
+
+def stop_leftover_runs() -> None:
+    """Kill every `harness run` a test started and left running (a test that failed half-way),
+    with everything it started, and close their pipes: otherwise the run goes on loading the
+    machine, and its pipes' ResourceWarnings are raised in whichever test runs when the
+    garbage collector finds them."""
+    for process in _STARTED:
+        if process.poll() is None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for child in psutil.Process(process.pid).children(recursive=True):
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        child.kill()
+            process.kill()
+        process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+    _STARTED.clear()
 
 
 def finish(process: subprocess.Popen[str], timeout_s: float = RUN_TIMEOUT_S) -> tuple[str, str]:
@@ -165,4 +191,16 @@ def run_dirs(reports: Path) -> list[Path]:
 
 def the_run(reports: Path) -> RunDir:
     (root,) = run_dirs(reports)
+    return RunDir.open(root)
+
+
+def the_run_once_made(reports: Path) -> RunDir | None:
+    """The one run under ``reports`` once its store is in place, None before: a run that is
+    starting has no directory or no store yet (the store appears whole, by a rename)."""
+    roots = run_dirs(reports) if reports.is_dir() else []
+    if not roots:
+        return None
+    (root,) = roots
+    if not RunDir(root).database.is_file():
+        return None
     return RunDir.open(root)

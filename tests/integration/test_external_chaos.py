@@ -19,7 +19,15 @@ from typing import NoReturn
 import httpx
 import psutil
 import pytest
-from run_support import Target, finish, harness_env, run_dirs, start_run, the_run, write_scenario
+from run_support import (
+    Target,
+    finish,
+    harness_env,
+    start_run,
+    the_run,
+    the_run_once_made,
+    write_scenario,
+)
 
 from harness.faults import Journal
 from harness.proxy.client import ToxiproxyClient
@@ -148,11 +156,9 @@ def _kill_run_mid_fault(process: subprocess.Popen[str], reports: Path, spare: se
     started but ``spare`` (a crash of the whole run: nothing of it reverts anything)."""
     deadline = time.monotonic() + 60
     while True:
-        roots = run_dirs(reports) if reports.exists() else []
-        if roots:
-            run = the_run(reports)
-            if any(e.kind is EventKind.FAULT_INJECTED for e in run.events()):
-                break
+        run = the_run_once_made(reports)
+        if run is not None and any(e.kind is EventKind.FAULT_INJECTED for e in run.events()):
+            break
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the fault was never injected"
         time.sleep(0.1)

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from run_support import the_run_once_made
 from stack_support import RunningStack, processes_alive
 from test_run_load import (
     PLAIN_USER,
@@ -86,13 +87,9 @@ def wait_for_events(
     deadline = time.monotonic() + CONDITION_TIMEOUT_S
     while True:
         assert process.poll() is None, finish(process)
-        if reports.is_dir() and any(reports.iterdir()):
-            try:
-                run = the_run(reports)
-                if len(events(run, kind)) >= count:
-                    return run
-            except Exception:  # the store is being created: try again
-                pass
+        run = the_run_once_made(reports)
+        if run is not None and len(events(run, kind)) >= count:
+            return run
         assert time.monotonic() < deadline, f"no {count} {kind} events in time"
         time.sleep(0.05)
 
@@ -272,11 +269,8 @@ def test_kill_9_of_harness_run_stops_its_load_and_reverts_its_faults(
         deadline = time.monotonic() + CONDITION_TIMEOUT_S
         while True:
             assert process.poll() is None, (tmp_path / "err.txt").read_text()
-            try:
-                run = the_run(reports)
-                injected = events(run, EventKind.FAULT_INJECTED)
-            except Exception:  # the store is being created: try again
-                injected = []
+            run = the_run_once_made(reports)
+            injected = [] if run is None else events(run, EventKind.FAULT_INJECTED)
             if injected and load_reaching(info) > 0:
                 break
             assert time.monotonic() < deadline, "no fault injected and no load in time"

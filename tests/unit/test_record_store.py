@@ -108,6 +108,49 @@ def test_the_store_is_in_wal_mode_and_starts_as_running(run: RunDir) -> None:
     assert [e.kind for e in run.events()] == [EventKind.RUN_START]
 
 
+def test_a_reader_never_sees_a_half_made_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader polling the run directory while the store is being made (a live view, a test
+    waiting for the run) sees no store yet, never one that reads as format 0."""
+    real_connect = sqlite3.connect
+    seen: list[str] = []
+
+    class Spy:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self._conn = conn
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._conn, name)
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if sql == "COMMIT":  # the store's one transaction is about to be committed
+                (root,) = (tmp_path / "reports").iterdir()
+                with pytest.raises(BadInputError) as info:
+                    RunDir.open(root)
+                seen.append(str(info.value))
+            return self._conn.execute(sql, *args)
+
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **kw: Spy(real_connect(*a, **kw)))
+    run = RunDir.create(tmp_path / "reports", "flash_sale", clock=fixed_clock())
+    monkeypatch.undo()
+    assert len(seen) == 1
+    assert "has no run.sqlite, not a run directory" in seen[0]
+    assert RunDir.open(run.root).meta["status"] == "running"
+    assert sorted(p.name for p in run.root.iterdir()) == ["run.sqlite"]  # nothing half-made left
+
+
+def test_a_store_that_fails_half_way_leaves_no_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("harness.record.store.SCHEMA", "CREATE TABLE meta (key TEXT); NONSENSE")
+    with pytest.raises(InfrastructureError, match="cannot initialize the store"):
+        RunDir.create(tmp_path / "reports", "flash_sale", clock=fixed_clock())
+    (root,) = (tmp_path / "reports").iterdir()
+    with pytest.raises(BadInputError, match="not a run directory"):
+        RunDir.open(root)
+
+
 # -- opening ---------------------------------------------------------------------------------
 
 
