@@ -121,6 +121,21 @@ class PhasePlan:
         phase = self.at(max(elapsed, 0.0))
         return None if phase is None else (phase.users, phase.spawn_rate)
 
+    def when_to_read_target(
+        self, elapsed: float, asked: tuple[int, float] | None, lookahead: float
+    ) -> float:
+        """When a shape tick at ``elapsed`` should read :meth:`target`: at once when the running
+        phase's target is not the one ``asked`` for last (the first tick above all: the first
+        phase's users are due now), else at the next boundary if it comes within ``lookahead``
+        (the time to the next tick), so the next phase is asked for on time rather than up to a
+        tick late. Waiting for the boundary first would skip a short first phase's users."""
+        if self.target(elapsed) != asked:
+            return elapsed
+        boundary = self.next_boundary(elapsed)
+        if boundary is not None and boundary - elapsed < lookahead:
+            return boundary
+        return elapsed
+
 
 @dataclass(frozen=True)
 class PhaseMark:

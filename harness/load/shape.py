@@ -18,6 +18,9 @@ __all__ = ["PhaseShape"]
 
 # Locust's shape loop asks for a tick about once a second; a boundary closer than this is waited
 # for inside tick(), so a phase's users are asked for on time rather than up to a second late.
+# A tick whose phase's users were not asked for yet returns them at once (see
+# PhasePlan.when_to_read_target). So a closed-model phase shorter than a tick keeps its users until
+# the next tick; the open model is exact whatever the phases (its drivers pace on the plan).
 _SHAPE_LOOKAHEAD_S = 1.0
 
 
@@ -36,6 +39,7 @@ class PhaseShape(LoadTestShape):
         self._clock = clock
         self._sleep = sleep
         self._t0: float | None = None
+        self._asked: tuple[int, float] | None = None  # the target the last tick returned
         self.finished = False
 
     def begin(self, t0: float) -> None:
@@ -61,14 +65,15 @@ class PhaseShape(LoadTestShape):
 
     def tick(self) -> tuple[int, float] | None:
         elapsed = self.get_run_time()
-        boundary = self._plan.next_boundary(elapsed)
-        if boundary is not None and boundary - elapsed < _SHAPE_LOOKAHEAD_S:
-            self._sleep(boundary - elapsed)
+        due = self._plan.when_to_read_target(elapsed, self._asked, _SHAPE_LOOKAHEAD_S)
+        if due > elapsed:
+            self._sleep(due - elapsed)
             # Once more round the loop first: the phase clock, due at the same moment, writes
             # its marks before this greenlet starts (or stops) users, which may take a while.
             self._sleep(0)
-            elapsed = max(self.get_run_time(), boundary)
+            elapsed = max(self.get_run_time(), due)
         target = self._plan.target(elapsed)
+        self._asked = target
         if target is None:
             self.finished = True
         return target

@@ -65,6 +65,66 @@ def test_the_next_boundary_is_the_next_start_or_the_end() -> None:
     assert PLAN.next_boundary(6.0) is None
 
 
+SHORT_FIRST = PhasePlan(phases(("slow", 1.0, 2), ("fast", 1.5, 8), ("drain", 0.5, 1)))
+
+
+def test_the_first_tick_asks_for_the_first_phase_at_once_even_just_before_a_boundary() -> None:
+    # The first phase lasts one tick: waiting for its end first would skip its users (the open
+    # model's drivers started a second late, their first second of arrivals sent in a burst).
+    assert SHORT_FIRST.when_to_read_target(0.0003, None, lookahead=1.0) == 0.0003
+    assert SHORT_FIRST.when_to_read_target(0.0, None, lookahead=1.0) == 0.0
+
+
+def test_a_tick_running_what_it_asked_for_waits_for_a_boundary_within_the_lookahead() -> None:
+    slow, fast = (2, 10.0), (8, 10.0)
+    assert SHORT_FIRST.when_to_read_target(0.02, slow, lookahead=1.0) == 1.0
+    assert SHORT_FIRST.when_to_read_target(1.0, fast, lookahead=1.0) == 1.0  # 2.5 is too far
+    assert SHORT_FIRST.when_to_read_target(1.6, fast, lookahead=1.0) == 2.5
+    assert SHORT_FIRST.when_to_read_target(2.6, (1, 10.0), lookahead=1.0) == 3.0  # the end
+
+
+def test_a_tick_that_comes_late_asks_for_the_phase_running_now_at_once() -> None:
+    # start() of the first phase blocked past the boundary: the second phase is due now.
+    assert SHORT_FIRST.when_to_read_target(1.3, (2, 10.0), lookahead=1.0) == 1.3
+    assert SHORT_FIRST.when_to_read_target(3.2, (1, 10.0), lookahead=1.0) == 3.2  # over: None
+
+
+def locust_shape_loop(plan: PhasePlan, first_tick: float) -> list[tuple[float, object]]:
+    """Locust's shape loop on ``plan``: tick (which may wait for a boundary), then sleep one
+    second minus the time the tick took. When each target was asked for, and which."""
+    now, asked, switches = first_tick, None, []
+    while True:
+        start = now
+        now = plan.when_to_read_target(now, asked, lookahead=1.0)
+        target = plan.target(now)
+        if target != asked:
+            switches.append((round(now, 4), target))
+        asked = target
+        if target is None:
+            return switches
+        now += max(1.0 - (now - start), 0.0)
+
+
+def test_phases_of_a_second_or_more_are_each_asked_for_on_time() -> None:
+    plan = PhasePlan(phases(("a", 1.0, 1), ("b", 1.5, 2), ("c", 2.5, 3), ("d", 1.0, 4)))
+    assert locust_shape_loop(plan, first_tick=0.0004) == [
+        (0.0004, (1, 10.0)),
+        (1.0004, (2, 10.0)),  # the next tick, 0.4 ms after the boundary
+        (2.5, (3, 10.0)),
+        (5.0, (4, 10.0)),
+        (6.0, None),
+    ]
+
+
+def test_a_phase_shorter_than_a_tick_gets_its_users_and_the_next_one_a_tick_later() -> None:
+    plan = PhasePlan(phases(("a", 0.5, 1), ("b", 1.5, 2)))
+    assert locust_shape_loop(plan, first_tick=0.0004) == [
+        (0.0004, (1, 10.0)),
+        (1.0004, (2, 10.0)),  # 0.5 s late: Locust ticks once a second
+        (2.0004, None),
+    ]
+
+
 def test_an_empty_plan_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one phase"):
         PhasePlan([])
