@@ -27,8 +27,9 @@ nothing reaches the upstream byte for byte.
   half-way through the previous response, or in a pipelined burst the toxic joined, is taken for
   one sent after it: its answer may not wait for the responses already under way.
 
-Delays never block: a held piece is queued on the link with the loop time before which it may not
-go (``not_before``); the link's processor waits for it, and everything behind it, in order.
+Delays never block: a held piece is queued on the link with the time (``toxics.now``) before
+which it may not go (``not_before``); the link's processor waits for it, and everything behind
+it, in order.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ declared here, and the toxics see a stage only through
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections import deque
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from typing import Any, Protocol, cast
 
 from harness.proxy.http_wire import LinkFilter
 from harness.proxy.metrics import ByteMeter
-from harness.proxy.toxics import ToxicConfig
+from harness.proxy.toxics import ToxicConfig, now
 
 __all__ = ["Link", "LinkOwner", "Side", "Stage"]
 
@@ -87,26 +88,30 @@ class Stage:
         self._timer: asyncio.TimerHandle | None = None
 
     async def sleep(self, seconds: float) -> bool:
-        """Sleep, unless interrupted by an update or removal; True when interrupted."""
-        if self.removed:
-            return True
-        if seconds <= 0:
-            return False
-        waiter: asyncio.Future[bool] = self.loop.create_future()
-        handle = self.loop.call_later(seconds, _resolve, waiter, False)
-        self._waiter = waiter
-        try:
-            return await waiter
-        finally:
-            handle.cancel()
-            self._waiter = None
+        """Sleep at least ``seconds``, unless interrupted by an update or removal; True when
+        interrupted."""
+        return await self.sleep_until(now() + seconds)
 
     async def sleep_until(self, when: float) -> bool:
-        return await self.sleep(when - self.loop.time())
+        """Sleep until ``when`` (:func:`~harness.proxy.toxics.now`) and never wake before it,
+        unless interrupted by an update or removal; True when interrupted."""
+        if self.removed:
+            return True
+        while (left := when - now()) > 0:
+            waiter: asyncio.Future[bool] = self.loop.create_future()
+            handle = self.loop.call_later(_timer_delay(left), _resolve, waiter, False)
+            self._waiter = waiter
+            try:
+                if await waiter:
+                    return True
+            finally:
+                handle.cancel()
+                self._waiter = None
+        return False
 
     def set_timer(self, seconds: float, callback: Callable[[], None]) -> None:
         self.cancel_timer()
-        self._timer = self.loop.call_later(seconds, callback)
+        self._timer = self.loop.call_later(_timer_delay(seconds), callback)
 
     def cancel_timer(self) -> None:
         if self._timer is not None:
@@ -119,6 +124,13 @@ class Stage:
         self.cancel_timer()
         if self._waiter is not None:
             _resolve(self._waiter, True)
+
+
+def _timer_delay(seconds: float) -> float:
+    """A timer's delay for ``seconds``, rounded up to a whole millisecond: uvloop's timers count
+    whole ms from a clock read once per turn of the loop, and fire up to a ms early otherwise.
+    A timer can still fire a little early; the callers read the clock again and wait the rest."""
+    return math.ceil(seconds * 1000.0) / 1000.0
 
 
 def _resolve(waiter: asyncio.Future[bool], value: bool) -> None:
@@ -222,7 +234,7 @@ class Link:
         self.received = 0  # bytes read from the source (the HTTP exchange spots pipelining by it)
         # The /metrics byte counters of this link's labels: one int add per chunk, nothing more.
         self.meter = meter if meter is not None else ByteMeter()
-        # (data, time read, loop time before which it may not go on: 0 for at once)
+        # (data, time read, time (now()) before which it may not go on: 0 for at once)
         self._queue: deque[tuple[bytes, float, float]] = deque()
         self._queued_bytes = 0
         self._reading_paused = False
@@ -296,7 +308,7 @@ class Link:
 
     def pass_on(self, data: bytes, not_before: float = 0.0) -> None:
         """Data read (and past the filter) goes on: straight out on the fast path, else queued
-        for the stages; ``not_before`` (loop time) holds it and everything after it till then."""
+        for the stages; ``not_before`` (:func:`now`) holds it and everything after it till then."""
         if self.input_closed:
             return
         if self.fast and not self._busy and not not_before:
@@ -306,14 +318,14 @@ class Link:
                 self.meter.sent += len(data)
             return
         self.fast = False  # what comes after must queue behind this
-        self._queue.append((data, self.loop.time(), not_before))
+        self._queue.append((data, now(), not_before))
         self._queued_bytes += len(data)
         if self._queued_bytes > QUEUE_HIGH_WATER:
             self.update_reading()
         self._wake_processor()
 
     def now(self) -> float:
-        return self.loop.time()
+        return now()
 
     def cut_delays(self) -> None:
         """Let data held by an HTTP delay go now (the http toxic was updated or removed)."""
@@ -338,7 +350,7 @@ class Link:
         if self.fast and not self._busy and not self._queue:
             self.close_dest()
             return
-        self._queue.append((_EOF, self.loop.time(), 0.0))
+        self._queue.append((_EOF, now(), 0.0))
         self._wake_processor()
 
     def update_reading(self) -> None:
@@ -375,7 +387,7 @@ class Link:
                     self._wake = None
                     continue
                 data, ts, not_before = self._queue[0]
-                if not_before and not_before > self.loop.time():
+                if not_before and not_before > now():
                     await self._wait_until(not_before)
                     continue  # cut_delays may have replaced the queue
                 self._queue.popleft()
@@ -404,7 +416,8 @@ class Link:
     async def _wait_until(self, when: float) -> None:
         """Sleep until ``when``, or until :meth:`cut_delays`."""
         hold: asyncio.Future[None] = self.loop.create_future()
-        handle = self.loop.call_at(when, _wake_up, hold)
+        # Relative and rounded up (see _timer_delay); _process reads the clock again after.
+        handle = self.loop.call_later(_timer_delay(when - now()), _wake_up, hold)
         self._hold = hold
         try:
             await hold

@@ -6,7 +6,7 @@ connection and direction as a stage (:class:`~harness.proxy.link.Stage`, seen he
 from the link or the proxy above it). Each type here is a small class with up to four hooks the
 link calls:
 
-- ``on_data(stage, data, ts, emit)``: handle one chunk read at ``ts`` (loop time); call
+- ``on_data(stage, data, ts, emit)``: handle one chunk read at ``ts`` (:func:`now`); call
   ``await emit(data, ts)`` for what goes on to the next stage; may sleep through
   ``stage.sleep``, which an update or removal cuts short (the toxic then forwards what it holds,
   as the real one does).
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -102,6 +103,16 @@ class ToxicConfig:
         return data
 
 
+def now() -> float:
+    """The proxy's clock, for the time a chunk was read and every delay after it.
+
+    ``time.monotonic()``, not the event loop's time: uvloop's ``loop.time()`` is whole milliseconds
+    read once per turn of the loop, so a chunk stamped with it looked up to a few ms older than it
+    was, and a latency toxic let it go that much early (149.9 ms through a 150 ms toxic).
+    """
+    return time.monotonic()
+
+
 class ToxicLink(Protocol):
     """What a toxic may do to the link it runs on: end it."""
 
@@ -129,7 +140,7 @@ class ToxicStage(Protocol):
 
     async def sleep(self, seconds: float) -> bool: ...
 
-    async def sleep_until(self, when: float) -> bool: ...
+    async def sleep_until(self, when: float) -> bool: ...  # ``when`` on :func:`now`
 
     def set_timer(self, seconds: float, callback: Callable[[], None]) -> None: ...
 
@@ -227,8 +238,8 @@ class Bandwidth(ToxicType):
             offset += len(part)
             # `due` is when the data sent so far has been paid for at the rate; carrying it across
             # chunks keeps the long-run rate exact whatever the timer's granularity.
-            now = stage.loop.time()
-            due = max(stage.state.get("due", now), now) + len(part) / bytes_per_s
+            now_s = now()
+            due = max(stage.state.get("due", now_s), now_s) + len(part) / bytes_per_s
             stage.state["due"] = due
             if await stage.sleep_until(due):
                 await emit(bytes(view[offset - len(part) :]), ts)  # interrupted: the rest at once

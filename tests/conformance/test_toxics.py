@@ -130,6 +130,22 @@ def test_two_latency_toxics_on_one_stream_add_up(
     assert_duration("upstream to client", down, 0.0)
 
 
+def test_latency_never_lets_a_chunk_go_before_its_time(
+    api: Api, upstreams: Upstreams, connect: Connect
+) -> None:
+    """The real server sleeps the whole latency after each chunk was read. Checked on every one
+    of many small round trips, with no early margin: a proxy whose clock is coarse (whole ms, read
+    once per turn of its loop) let some go up to a ms early (149.9 ms through 150 ms)."""
+    echo = upstreams.echo()
+    listen = api.create_proxy(PROXY, echo.address)["listen"]
+    api.add_toxic(PROXY, "latency", stream="downstream", attributes={"latency": 20})
+    client = connect(listen)
+    took = [echo_round_trip(client, b"x%d" % i) for i in range(60)]
+    assert min(took) >= 0.020, (
+        f"{sum(t < 0.020 for t in took)} early, the earliest {min(took):.5f} s"
+    )
+
+
 # bandwidth
 
 
