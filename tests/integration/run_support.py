@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -127,20 +128,33 @@ def harness_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**clean, **(extra or {})}
 
 
-# Every `harness run` started by start_run in the current test, for stop_leftover_runs.
+# Every `harness run` started here in the current test, for stop_leftover_runs.
 _STARTED: list[subprocess.Popen[str]] = []
 
 
 def start_run(
     scenario: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
+    return _start(scenario, args, env or harness_env(), new_session=False)
+
+
+def start_in_own_session(scenario: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`harness run` as a terminal runs it: in a process group of its own, so a "Ctrl-C" can go
+    to the whole foreground group, as a terminal sends it."""
+    return _start(scenario, args, env, new_session=True)
+
+
+def _start(
+    scenario: Path, args: tuple[str, ...], env: dict[str, str], *, new_session: bool
+) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", str(scenario), *args],
         cwd=scenario.parent,
-        env=env or harness_env(),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=new_session,
     )
     _STARTED.append(process)
     return process
@@ -153,16 +167,23 @@ def stop_leftover_runs() -> None:
     garbage collector finds them."""
     for process in _STARTED:
         if process.poll() is None:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                for child in psutil.Process(process.pid).children(recursive=True):
-                    with contextlib.suppress(psutil.NoSuchProcess):
-                        child.kill()
-            process.kill()
+            _kill_with_everything_it_started(process.pid)
         process.wait()
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:
                 pipe.close()
     _STARTED.clear()
+
+
+def _kill_with_everything_it_started(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
+        if os.getsid(pid) == pid:  # its own session: the group holds its workers, orphans too
+            os.killpg(pid, signal.SIGKILL)
+            return
+        for child in psutil.Process(pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        os.kill(pid, signal.SIGKILL)
 
 
 def finish(process: subprocess.Popen[str], timeout_s: float = RUN_TIMEOUT_S) -> tuple[str, str]:

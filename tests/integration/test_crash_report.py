@@ -18,8 +18,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from run_support import start_in_own_session
 from stack_support import RunningStack
-from test_run_interrupt import assert_stack_whole, start_in_own_session, wait_for_events
+from test_run_interrupt import assert_stack_whole, wait_for_events
 from test_run_load import children_of, events, harness_env, write_scenario
 
 from harness.faults import Journal

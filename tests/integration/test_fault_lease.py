@@ -22,8 +22,9 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from run_support import start_in_own_session
 from stack_support import RunningStack, own_stack
-from test_run_interrupt import start_in_own_session, wait_for_events
+from test_run_interrupt import wait_for_events
 from test_run_load import children_of, harness_env, write_scenario
 
 from harness.faults import Journal

@@ -28,8 +28,9 @@ import httpx
 import psutil
 import pytest
 from revert_board import BOARD
+from run_support import start_in_own_session, stop_leftover_runs
 from stack_support import RunningStack
-from test_run_interrupt import start_in_own_session, wait_for_events
+from test_run_interrupt import wait_for_events
 from test_run_load import children_of, events, finish, harness_env, the_run, write_scenario
 
 from harness.faults import Journal
@@ -316,23 +317,13 @@ class WayOut:
     status: RunStatus | None  # what the run store says; None: not asked (harness killed)
 
 
-# Every `harness run` a case started, so the case's teardown can stop what a failure left running.
-_STARTED: list[subprocess.Popen[str]] = []
-
-
 @pytest.fixture(autouse=True)
 def _stack_left_whole(stack: RunningStack) -> Iterator[None]:
     """Whatever a case does, it leaves no fault behind on the session's shared stack. A case that
     fails half-way would otherwise leave its links cut and its instances killed, and the tests
     after it would error on those rather than pass or fail on their own."""
-    _STARTED.clear()
     yield
-    for process in _STARTED:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # its own session: master and workers too
-        process.communicate()  # and its pipes closed, so no ResourceWarning surfaces later
-    _STARTED.clear()
+    stop_leftover_runs()
     if Journal.in_state_dir(stack.harness.state_dir).pending():
         stack.harness.run("rollback", "--state-dir", str(stack.harness.state_dir))
 
@@ -342,9 +333,7 @@ def _start(
 ) -> subprocess.Popen[str]:
     scenario = write_scenario(tmp_path, users_py=users, body=body, name="matrix")
     env = harness_env({"HARNESS_STATE_DIR": str(stack.harness.state_dir)})
-    process = start_in_own_session(scenario, "--reports", str(tmp_path / "reports"), env=env)
-    _STARTED.append(process)
-    return process
+    return start_in_own_session(scenario, "--reports", str(tmp_path / "reports"), env=env)
 
 
 def _all_injected(tmp_path: Path, process: subprocess.Popen[str]) -> RunDir:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from run_support import the_run_once_made
+from run_support import start_in_own_session, the_run_once_made
 from stack_support import RunningStack, processes_alive
 from test_run_load import (
     PLAIN_USER,
@@ -60,20 +60,6 @@ FAULTY_SCENARIO = """\
       - {name: cut-app-2, action: down, target: lb-app-2, at: 1s}
       - {name: freeze-app-3, action: pause, target: app-3, at: 1s}
     """
-
-
-def start_in_own_session(scenario: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    """`harness run` as a terminal runs it: in a process group of its own, so a "Ctrl-C" can go
-    to the whole foreground group, as a terminal sends it."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", str(scenario), *args],
-        cwd=scenario.parent,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
 
 
 # Bounds on waits for a condition, not timings: on a loaded 2-core machine starting the master
